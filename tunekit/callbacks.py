@@ -1,0 +1,127 @@
+"""The metric stream: ``trainer_log.jsonl`` (one JSON line per log step), console lines, and plots.
+
+Panels follow training with their own ``transformers.TrainerCallback``; the log file is what the
+plots and any later reader use.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+LOG_NAME = "trainer_log.jsonl"
+_RENAME = {"learning_rate": "lr"}
+_SKIP = ("total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second")
+
+
+class LogCallback(TrainerCallback):
+    """Appends one line per logging step to ``output_dir/trainer_log.jsonl``:
+    ``step``, ``total_steps``, ``loss``, ``lr``, ``epoch``, elapsed seconds and every other metric."""
+
+    def __init__(self, output_dir: str | os.PathLike, resume_step: int = 0):
+        self.path = Path(output_dir) / LOG_NAME
+        self.resume_step = resume_step
+        self.start = time.time()
+        self.history: list[dict] = []
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if not state.is_world_process_zero:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        kept = [r for r in read_log(self.path) if r.get("step", 0) <= self.resume_step] if self.resume_step else []
+        _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
+        self.history = kept
+        self.start = time.time()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        record = {"step": state.global_step, "total_steps": state.max_steps}
+        for key, value in logs.items():
+            if key in _SKIP:
+                continue
+            record[_RENAME.get(key, key)] = _clean(value)
+        record["elapsed"] = round(time.time() - self.start, 2)
+        self.history.append(record)
+        with self.path.open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+
+
+def _clean(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def read_log(path: str | os.PathLike) -> list[dict]:
+    """The records of a ``trainer_log.jsonl`` (a file path or the output folder holding it)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / LOG_NAME
+    if not path.is_file():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a killed process
+    return records
+
+
+def _smooth(values: list[float], weight: float = 0.6) -> list[float]:
+    out, last = [], values[0]
+    for value in values:
+        last = last * weight + value * (1 - weight)
+        out.append(last)
+    return out
+
+
+def plot_metrics(output_dir: str | os.PathLike, keys: list[str]) -> list[Path]:
+    """One PNG per metric found in the log: ``training_loss.png``, ``training_eval_loss.png``, ...
+
+    Each shows the raw points (markers, so a run with two log steps still reads) and, from five
+    points on, a smoothed line.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    records = read_log(output_dir)
+    written = []
+    for key in keys:
+        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+        if not points:
+            continue
+        steps, values = zip(*points)
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        ax.plot(steps, values, marker="o", markersize=3, alpha=0.5 if len(points) >= 5 else 1.0, label="raw")
+        if len(points) >= 5:
+            ax.plot(steps, _smooth(list(values)), label="smoothed")
+            ax.legend()
+        ax.set_xlabel("step")
+        ax.set_ylabel(key)
+        ax.set_title(f"{key} of {Path(output_dir).name}")
+        ax.grid(alpha=0.3)
+        if len(points) == 1:
+            ax.set_xlim(steps[0] - 1, steps[0] + 1)
+        path = Path(output_dir) / f"training_{key.replace('/', '_')}.png"
+        fig.savefig(path, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(path)
+    return written

@@ -1,0 +1,127 @@
+"""The command line: ``tunekit train | chat | export``.
+
+    tunekit train CONFIG.yaml [key=value ...]      overrides after the path, as llamafactory-cli
+    tunekit chat --model NAME [--adapter DIR] [--prompt TEXT]
+    tunekit export CONFIG.yaml [key=value ...]     or: --model NAME --adapter DIR --export-dir OUT
+
+A config or data error prints one line on stderr and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+
+from .config import TunekitError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tunekit", description="Train LLMs on LLaMA-Factory YAML.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train the stage a YAML config describes")
+    p_train.add_argument("config", help="YAML config (LLaMA-Factory keys)")
+    p_train.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
+    p_chat = sub.add_parser("chat", help="talk to a model (with an optional LoRA adapter)")
+    p_chat.add_argument("--model", default=None, help="alias, local folder or hub id (default: the adapter's base)")
+    p_chat.add_argument("--adapter", default=None, help="LoRA adapter folder (a training output_dir)")
+    p_chat.add_argument("--prompt", default=None, help="answer this one prompt and exit")
+    p_chat.add_argument("--system", default=None, help="system message")
+    p_chat.add_argument("--max-new-tokens", type=int, default=128)
+    p_chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p_chat.add_argument("--top-p", type=float, default=0.9)
+    p_chat.add_argument("--top-k", type=int, default=50)
+    p_export = sub.add_parser("export", help="merge a LoRA adapter into its base and save a standalone model")
+    p_export.add_argument("config", nargs="?", default=None, help="YAML with model_name_or_path, adapter_name_or_path, export_dir")
+    p_export.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
+    p_export.add_argument("--model", default=None)
+    p_export.add_argument("--adapter", default=None)
+    p_export.add_argument("--export-dir", default=None)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "train":
+            return _train(args)
+        if args.command == "chat":
+            return _chat(args)
+        return _export(args)
+    except TunekitError as err:
+        print(f"tunekit: error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _train(args) -> int:
+    from . import load_config, train
+    from .callbacks import read_log
+
+    cfg = load_config(args.config, *args.overrides)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", UserWarning)
+        warnings.formatwarning = lambda message, *rest: f"tunekit: warning: {message}\n"
+        result = train(cfg)
+    losses = [r["loss"] for r in read_log(result.log_path) if isinstance(r.get("loss"), (int, float))]
+    if losses:
+        print(f"[tunekit] loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")
+    print(f"[tunekit] saved the {'adapter' if cfg.finetuning_type == 'lora' else 'model'} to {result.output_dir}")
+    print(f"[tunekit] log: {result.log_path}")
+    for plot in result.plots:
+        print(f"[tunekit] plot: {plot}")
+    return 0
+
+
+def _base_of(adapter: str) -> str:
+    import json
+    from pathlib import Path
+
+    from .config import ConfigError
+
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        raise ConfigError(f"--adapter {adapter!r} is not a saved LoRA adapter (no adapter_config.json)")
+    base = json.loads(config.read_text()).get("base_model_name_or_path")
+    if not base:
+        raise ConfigError(f"--adapter {adapter!r} does not name its base model; pass --model")
+    return base
+
+
+def _chat(args) -> int:
+    from .generation import generate
+    from .models import load_for_inference
+
+    model_name = args.model or (_base_of(args.adapter) if args.adapter else "smollm2-135m-instruct")
+    model, tokenizer = load_for_inference(model_name, args.adapter)
+    options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
+                   top_k=args.top_k, system=args.system)
+    if args.prompt is not None:
+        print(generate(model, tokenizer, args.prompt, **options))
+        return 0
+    print(f"Chatting with {model_name}{' + ' + args.adapter if args.adapter else ''}. Empty line or Ctrl-D quits.")
+    while True:
+        try:
+            prompt = input("you> ").strip()
+        except EOFError:
+            break
+        if not prompt or prompt in ("exit", "quit"):
+            break
+        print("model>", generate(model, tokenizer, prompt, **options))
+    return 0
+
+
+def _export(args) -> int:
+    from . import load_config
+    from .export import export
+
+    extra = {k: v for k, v in (("model_name_or_path", args.model), ("adapter_name_or_path", args.adapter),
+                                ("export_dir", args.export_dir)) if v}
+    if args.config is None and args.adapter and not args.model:
+        extra["model_name_or_path"] = _base_of(args.adapter)
+    cfg = load_config(args.config, *args.overrides, do_train=False, **extra)
+    path = export(cfg)
+    print(f"[tunekit] exported a standalone model to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

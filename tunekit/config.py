@@ -1,0 +1,409 @@
+"""One validated config object from a YAML file (or a dict) plus ``key=value`` overrides.
+
+Keys and meanings follow LLaMA-Factory, so its users' YAML runs unchanged. Every problem is a
+``ConfigError`` whose one-line message names the key, the value and what would be accepted.
+This module is the one place where config values are checked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import types
+import typing
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+
+class TunekitError(Exception):
+    """Base of the errors that the CLI prints as one line (exit code 2)."""
+
+
+class ConfigError(TunekitError, ValueError):
+    """A config key has a bad value, is unknown, or clashes with another key."""
+
+
+class DataError(TunekitError, ValueError):
+    """A data set cannot be found, read or converted."""
+
+
+STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
+FINETUNING_TYPES = ("lora", "freeze", "full")
+PREF_LOSSES = ("sigmoid", "hinge", "ipo", "orpo", "simpo")
+BACKENDS = ("auto", "hf", "unsloth")
+REWARD_MODEL_TYPES = ("lora", "full", "function")
+LR_SCHEDULERS = (
+    "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+    "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
+)
+_CHOICES = {
+    "stage": STAGES,
+    "finetuning_type": FINETUNING_TYPES,
+    "pref_loss": PREF_LOSSES,
+    "backend": BACKENDS,
+    "reward_model_type": REWARD_MODEL_TYPES,
+    "lr_scheduler_type": LR_SCHEDULERS,
+}
+# Sizes that must be >= 1, and numbers that must be >= 0.
+_POSITIVE = (
+    "cutoff_len", "per_device_train_batch_size", "per_device_eval_batch_size",
+    "gradient_accumulation_steps", "lora_rank", "logging_steps", "save_steps", "max_new_tokens",
+    "ppo_epochs", "ppo_buffer_size", "max_samples", "lora_alpha",
+)
+_NON_NEGATIVE = (
+    "learning_rate", "num_train_epochs", "warmup_ratio", "warmup_steps", "weight_decay", "lora_dropout",
+    "val_size", "pref_beta", "pref_ftx", "simpo_gamma", "kto_chosen_weight", "kto_rejected_weight",
+    "max_grad_norm", "temperature", "top_p", "top_k", "ppo_target",
+)
+
+
+@dataclass
+class Config:
+    """Every key tunekit reads. Names, meanings and defaults follow LLaMA-Factory."""
+
+    # --- model -------------------------------------------------------------------------------
+    model_name_or_path: str = "smollm2-135m-instruct"  # alias, local folder or hub id
+    adapter_name_or_path: str | None = None  # saved LoRA adapter(s) to continue from (comma list)
+    template: str | None = None  # chat template for tokenizers that have none: chatml, llama3, alpaca
+    trust_remote_code: bool = False
+    cache_dir: str | None = None
+    backend: str = "auto"  # auto | hf | unsloth
+    quantization_bit: int | None = None
+    flash_attn: str = "auto"
+    # --- method ------------------------------------------------------------------------------
+    stage: str = "sft"
+    do_train: bool = True
+    do_eval: bool = False
+    do_predict: bool = False
+    finetuning_type: str = "lora"
+    lora_target: str = "all"  # "all" = every linear layer but the output head, or a comma list
+    lora_rank: int = 8
+    lora_alpha: int | None = None  # default: 2 x lora_rank, as in LLaMA-Factory
+    lora_dropout: float = 0.0
+    additional_target: str | None = None  # extra modules trained and saved in full with the adapter
+    freeze_trainable_layers: int = 2  # last n layers (first n when negative)
+    freeze_trainable_modules: str = "all"
+    freeze_extra_modules: str | None = None
+    # preference stages (rm, dpo, kto) and ppo
+    pref_beta: float = 0.1
+    pref_loss: str = "sigmoid"
+    pref_ftx: float = 0.0
+    simpo_gamma: float = 0.5
+    kto_chosen_weight: float = 1.0
+    kto_rejected_weight: float = 1.0
+    reward_model: str | None = None
+    reward_model_type: str = "lora"
+    ppo_epochs: int = 4
+    ppo_buffer_size: int = 1
+    ppo_target: float = 6.0
+    ppo_score_norm: bool = False
+    ppo_whiten_rewards: bool = False
+    # --- dataset -----------------------------------------------------------------------------
+    dataset: str | None = None  # comma list of names from dataset_info.json
+    eval_dataset: str | None = None
+    dataset_dir: str = "data"  # a folder with dataset_info.json; the bundled sets are always known
+    cutoff_len: int = 2048
+    max_samples: int | None = None
+    val_size: float = 0.0  # fraction (< 1) or number of rows (>= 1) held out for evaluation
+    packing: bool | None = None  # default: on for pt, off otherwise
+    train_on_prompt: bool = False
+    mask_history: bool = False
+    overwrite_cache: bool = False
+    preprocessing_num_workers: int | None = None
+    identity_name: str = "Tuna"  # fills {{name}} in data sets (the bundled `identity`)
+    identity_author: str = "the tunekit team"  # fills {{author}}
+    # --- output ------------------------------------------------------------------------------
+    output_dir: str = "saves/tunekit"
+    overwrite_output_dir: bool = False
+    logging_steps: int = 10
+    save_steps: int = 500
+    save_total_limit: int | None = None
+    plot_loss: bool = False
+    report_to: str = "none"
+    # --- train -------------------------------------------------------------------------------
+    per_device_train_batch_size: int = 1
+    per_device_eval_batch_size: int = 1
+    gradient_accumulation_steps: int = 1
+    learning_rate: float = 5.0e-5
+    num_train_epochs: float = 3.0
+    max_steps: int = -1
+    lr_scheduler_type: str = "linear"
+    warmup_ratio: float = 0.0
+    warmup_steps: int = 0
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    optim: str = "adamw_torch"
+    bf16: bool = False
+    fp16: bool = False
+    seed: int = 42
+    gradient_checkpointing: bool = False
+    resume_from_checkpoint: Union[bool, str, None] = None  # true = the last checkpoint in output_dir
+    eval_strategy: str = "no"
+    eval_steps: int | None = None
+    save_strategy: str = "steps"
+    ddp_timeout: int = 1800
+    deepspeed: str | None = None
+    dataloader_num_workers: int = 0
+    # --- generation (samples, ppo rollouts, chat) --------------------------------------------
+    max_new_tokens: int = 512
+    temperature: float = 0.95
+    top_p: float = 0.7
+    top_k: int = 50
+    do_sample: bool = True
+    repetition_penalty: float = 1.0
+    # --- export (merge a LoRA adapter into its base) -----------------------------------------
+    export_dir: str | None = None
+    export_size: int = 5  # shard size in GB
+    export_device: str = "cpu"
+    export_legacy_format: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_yaml(self, path: str | os.PathLike | None = None, only_changed: bool = True) -> str:
+        """The config as LLaMA-Factory YAML (by default only the keys that differ from the defaults)."""
+        defaults = Config()
+        data = {k: v for k, v in self.to_dict().items() if not only_changed or v != getattr(defaults, k)}
+        text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+        if path is not None:
+            Path(path).write_text(text, encoding="utf-8")
+        return text
+
+    @property
+    def use_packing(self) -> bool:
+        return self.stage == "pt" if self.packing is None else self.packing
+
+    @property
+    def datasets(self) -> list[str]:
+        return _split(self.dataset)
+
+
+KEYS = tuple(f.name for f in dataclasses.fields(Config))
+_TYPES = typing.get_type_hints(Config)
+# Keys LLaMA-Factory users write that tunekit accepts and ignores, with the reason.
+_IGNORED = {
+    "use_fast_tokenizer": "tunekit always uses the fast tokenizer",
+    "ddp_find_unused_parameters": "set by accelerate",
+    "streaming": "not supported: data sets are loaded in memory",
+    "use_unsloth": "use backend: unsloth",
+    "enable_liger_kernel": "not used on this backend",
+    "upcast_layernorm": "not needed in fp32",
+    "tokenized_path": "data is tokenized in memory",
+    "mix_strategy": "data sets are concatenated",
+    "disable_gradient_checkpointing": "gradient checkpointing is off unless gradient_checkpointing: true",
+    "print_param_status": "the trainable-parameter count is always printed",
+}
+
+
+def _split(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def load_config(source: str | os.PathLike | dict | Config | None = None, *args: str, **overrides: Any) -> Config:
+    """Build a validated ``Config``.
+
+    ``source`` is a YAML path, a dict, a ``Config`` or None (defaults). ``args`` are CLI-style
+    ``"key=value"`` strings (values parsed as YAML), ``overrides`` are keyword values; both win
+    over the file. Raises ``ConfigError`` with a one-line message on any bad key or value.
+    """
+    if isinstance(source, Config):
+        raw = source.to_dict()
+    elif isinstance(source, dict):
+        raw = dict(source)
+    elif source is None:
+        raw = {}
+    else:
+        raw = _read_yaml(Path(source))
+    for arg in args:
+        key, sep, value = str(arg).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"override {arg!r} is not key=value (e.g. max_steps=10)")
+        raw[key.strip()] = _parse_override(value)
+    raw.update(overrides)
+    return _validate(raw)
+
+
+def _read_yaml(path: Path) -> dict:
+    if not path.is_file():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+    if data is None:
+        raise ConfigError(f"config file {str(path)!r} is empty; write YAML keys such as 'stage: sft'")
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"config file {str(path)!r} holds a YAML {type(data).__name__}, not a mapping of keys; "
+            "write 'key: value' lines"
+        )
+    return data
+
+
+def _parse_override(value: str) -> Any:
+    try:
+        return yaml.safe_load(value) if value.strip() else None
+    except yaml.YAMLError:
+        return value
+
+
+def _validate(raw: dict) -> Config:
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in _IGNORED:
+            continue
+        if key not in KEYS:
+            close = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.6)
+            hint = f"; did you mean '{close[0]}'?" if close else "; see the key list in README.md"
+            raise ConfigError(f"unknown config key '{key}'{hint}")
+        values[key] = _coerce(key, value, _TYPES[key])
+    cfg = Config(**values)
+    _check(cfg)
+    return cfg
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert ``value`` to the annotated type of ``key`` (YAML strings such as '1e-4' included)."""
+    allowed = typing.get_args(hint) if _is_union(hint) else (hint,)
+    if value is None:
+        if type(None) in allowed:
+            return None
+        raise ConfigError(f"{key} must be set (got null); remove the line to use the default")
+    if key in ("dataset", "eval_dataset", "lora_target", "additional_target", "report_to",
+               "freeze_trainable_modules", "freeze_extra_modules", "adapter_name_or_path") and isinstance(value, list):
+        value = ",".join(str(v) for v in value)
+    for typ in allowed:
+        if typ is type(None):
+            continue
+        converted = _convert(value, typ)
+        if converted is not _FAIL:
+            return converted
+    names = " or ".join(_type_name(t) for t in allowed if t is not type(None))
+    raise ConfigError(f"{key}={value!r} is not a valid {names}")
+
+
+_FAIL = object()
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
+
+
+def _convert(value: Any, typ: type) -> Any:
+    if typ is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+            return value.strip().lower() in _TRUE
+        return _FAIL
+    if typ is int:
+        if isinstance(value, bool):
+            return _FAIL
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return _FAIL
+        return int(number) if number.is_integer() else _FAIL
+    if typ is float:
+        if isinstance(value, bool):
+            return _FAIL
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            return _FAIL
+    if typ is str:
+        if isinstance(value, (dict, list, bool)):
+            return _FAIL
+        return str(value)
+    return _FAIL
+
+
+def _is_union(hint: Any) -> bool:
+    return typing.get_origin(hint) in (Union, types.UnionType)
+
+
+def _type_name(typ: type) -> str:
+    return {bool: "boolean (true/false)", int: "integer", float: "number", str: "string"}.get(typ, str(typ))
+
+
+def _check(cfg: Config) -> None:
+    """Choices, ranges and combinations of keys."""
+    for key, choices in _CHOICES.items():
+        value = getattr(cfg, key)
+        if value not in choices:
+            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}{hint}")
+    for key in _POSITIVE:
+        value = getattr(cfg, key)
+        if value is not None and value < 1:
+            raise ConfigError(f"{key}={value!r} must be at least 1")
+    for key in _NON_NEGATIVE:
+        value = getattr(cfg, key)
+        if value is not None and value < 0:
+            raise ConfigError(f"{key}={value!r} must not be negative")
+    if cfg.max_steps == 0 or cfg.max_steps < -1:
+        raise ConfigError(f"max_steps={cfg.max_steps} must be at least 1 (or -1 to train num_train_epochs)")
+    if cfg.max_steps == -1 and cfg.num_train_epochs <= 0:
+        raise ConfigError(f"num_train_epochs={cfg.num_train_epochs} must be above 0 (or set max_steps)")
+    if cfg.top_p > 1:
+        raise ConfigError(f"top_p={cfg.top_p} must be between 0 and 1")
+    if cfg.warmup_ratio >= 1:
+        raise ConfigError(f"warmup_ratio={cfg.warmup_ratio} must be below 1")
+    if cfg.do_train and not cfg.datasets:
+        raise ConfigError("dataset is not set; name one or more data sets, e.g. 'dataset: identity,alpaca_en_demo'")
+    if cfg.bf16 and cfg.fp16:
+        raise ConfigError("bf16 and fp16 are both true; choose one")
+    if cfg.stage == "ppo" and not cfg.reward_model and cfg.reward_model_type != "function":
+        raise ConfigError("stage=ppo needs reward_model: the output_dir of an rm run (e.g. saves/.../reward)")
+    if cfg.finetuning_type != "lora" and cfg.adapter_name_or_path:
+        raise ConfigError(
+            f"adapter_name_or_path is set but finetuning_type={cfg.finetuning_type!r}; adapters need finetuning_type: lora"
+        )
+    if cfg.quantization_bit is not None and cfg.quantization_bit not in (4, 8):
+        raise ConfigError(f"quantization_bit={cfg.quantization_bit} must be 4 or 8")
+    if cfg.lora_alpha is None:
+        cfg.lora_alpha = cfg.lora_rank * 2
+
+
+def degrade_for_hardware(cfg: Config, cuda: bool, bf16_ok: bool, world_size: int) -> None:
+    """Turn hardware-only keys off where they cannot apply, with one warning each (never a crash)."""
+    if cfg.bf16 and not (cuda and bf16_ok):
+        warn(f"bf16: true is not supported on this {'GPU' if cuda else 'CPU'} run; training in fp32 instead")
+        cfg.bf16 = False
+    if cfg.fp16 and not cuda:
+        warn("fp16: true needs a CUDA GPU; training in fp32 instead")
+        cfg.fp16 = False
+    if world_size == 1 and cfg.ddp_timeout != Config.ddp_timeout:
+        warn(f"ddp_timeout={cfg.ddp_timeout} only applies to multi-process runs; kept for those, unused here")
+    if cfg.deepspeed and not cuda:
+        warn(f"deepspeed={cfg.deepspeed!r} needs CUDA GPUs; ignored on this CPU run")
+        cfg.deepspeed = None
+    if cfg.preprocessing_num_workers and cfg.preprocessing_num_workers > (os.cpu_count() or 1):
+        cfg.preprocessing_num_workers = os.cpu_count() or 1
+
+
+def warn(message: str) -> None:
+    warnings.warn(message, UserWarning, stacklevel=3)
+
+
+def check_output_dir(cfg: Config) -> None:
+    """Refuse to write over results unless ``overwrite_output_dir`` (or when resuming)."""
+    out = Path(cfg.output_dir)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"output_dir={cfg.output_dir!r} is a file, not a folder; choose another output_dir")
+    if not out.is_dir() or not any(out.iterdir()) or cfg.overwrite_output_dir or cfg.resume_from_checkpoint:
+        return
+    checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
+    hint = (f", or resume_from_checkpoint: true to continue from {checkpoints[-1]}" if checkpoints else "")
+    raise ConfigError(
+        f"output_dir={cfg.output_dir!r} already holds results; set overwrite_output_dir: true to replace them, "
+        f"choose another output_dir{hint}"
+    )

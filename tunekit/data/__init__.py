@@ -1,0 +1,164 @@
+"""Data: registry -> canonical rows -> token ids with label masks (and packing).
+
+``load_rows(cfg, kind)`` gives the canonical rows of ``cfg.dataset`` (what a DataPanel shows);
+``encode_chat`` and ``encode_texts`` turn them into ``input_ids`` / ``attention_mask`` / ``labels``
+with -100 on every token that carries no loss.
+"""
+
+from __future__ import annotations
+
+import datasets
+
+from ..config import Config, DataError
+from .formats import KINDS, convert, entry_kind
+from .registry import find_entry, read_registry, read_rows
+
+IGNORE_INDEX = -100
+
+
+def load_rows(cfg: Config, kind: str) -> datasets.DatasetDict:
+    """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each), split by ``val_size``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+    fill = {"name": cfg.identity_name, "author": cfg.identity_author}
+    rows: list[dict] = []
+    for name in cfg.datasets:
+        entry = find_entry(name, cfg.dataset_dir)
+        have = entry_kind(entry)
+        if kind in ("pairwise", "unpaired") and have != kind or kind == "chat" and have != "chat":
+            raise DataError(_wrong_kind(cfg.stage, name, have, kind))
+        raw = read_rows(entry)
+        if cfg.max_samples is not None:
+            raw = raw[: cfg.max_samples]
+        if not raw:
+            raise DataError(f"dataset {name!r} has no rows; add rows to {entry.folder / (entry.file_name or '')}")
+        rows.extend(convert(entry, raw, kind, fill))
+    train = datasets.Dataset.from_list(rows)
+    return _split(cfg, train)
+
+
+def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:
+    words = {"chat": "an instruction (SFT) set", "pairwise": "a preference set (prompt, chosen, rejected)",
+             "unpaired": "a KTO set (prompt, answer, label)", "text": "a text set"}
+    return (f"stage={stage!r} needs {words[want]}, but dataset {name!r} is {words[have]}; "
+            f"choose a matching dataset (see dataset_info.json) or another stage")
+
+
+def _split(cfg: Config, train: datasets.Dataset) -> datasets.DatasetDict:
+    if not cfg.val_size:
+        return datasets.DatasetDict({"train": train})
+    size = int(cfg.val_size) if cfg.val_size >= 1 else cfg.val_size
+    if isinstance(size, int) and size >= len(train) or isinstance(size, float) and int(size * len(train)) < 1:
+        raise DataError(f"val_size={cfg.val_size} leaves no rows for train or eval ({len(train)} rows in all)")
+    parts = train.train_test_split(test_size=size, seed=cfg.seed)
+    return datasets.DatasetDict({"train": parts["train"], "eval": parts["test"]})
+
+
+# ---------------------------------------------------------------------------------------------
+# tokenizing
+# ---------------------------------------------------------------------------------------------
+
+
+def _ids(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+
+
+def chat_turns(tokenizer, messages: list[dict]) -> list[tuple[list[int], list[int]]]:
+    """Split a rendered conversation into (prompt ids, answer ids) pairs, one per assistant turn.
+
+    Each prompt piece is what the chat template puts before an answer (system, user turn and the
+    generation prompt); each answer piece is the answer with its end-of-turn tokens. Concatenated,
+    the pieces give the template's full rendering.
+    """
+    def render(msgs, gen):
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+
+    full = render(messages, False)
+    turns, done = [], 0
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = render(messages[:index], True)
+        upto = render(messages[: index + 1], False)
+        if not (full.startswith(before) and full.startswith(upto) and len(before) >= done):
+            raise DataError("the chat template does not render conversations incrementally; set template: chatml")
+        turns.append((_ids(tokenizer, before[done:]), _ids(tokenizer, upto[len(before):])))
+        done = len(upto)
+    if done < len(full) and turns:  # text after the last answer (rare): kept, never trained on
+        prompt, answer = turns[-1]
+        turns[-1] = (prompt, answer + _ids(tokenizer, full[done:]))
+    return turns
+
+
+def _lengths(source: int, target: int, budget: int) -> tuple[int, int]:
+    """How many prompt and answer tokens fit in ``budget``: a short answer is kept whole; a long
+    one keeps at least its share, so that truncation never cuts the answer away entirely."""
+    if source + target <= budget:
+        return source, target
+    if 2 * target < budget:
+        keep_target = target
+    elif 2 * source < budget:
+        keep_target = budget - source
+    else:
+        keep_target = max(1, budget * target // (source + target))
+    keep_target = min(keep_target, target)
+    return min(source, budget - keep_target), keep_target
+
+
+def encode_chat(tokenizer, messages: list[dict], cutoff_len: int, train_on_prompt: bool = False,
+                mask_history: bool = False) -> dict:
+    """``input_ids``, ``attention_mask`` and ``labels`` of one conversation.
+
+    Labels equal the ids on assistant tokens and are -100 elsewhere (everywhere trained with
+    ``train_on_prompt``); with ``mask_history`` only the last answer is trained on.
+    """
+    turns = chat_turns(tokenizer, messages)
+    order = list(enumerate(turns))
+    if mask_history:  # the last turn is the one that matters: it gets the budget first
+        order.reverse()
+    pieces, used = [], 0
+    for index, (source, target) in order:
+        if used >= cutoff_len:
+            break
+        keep_source, keep_target = _lengths(len(source), len(target), cutoff_len - used)
+        source, target = source[:keep_source], target[:keep_target]
+        used += keep_source + keep_target
+        source_labels = list(source) if train_on_prompt else [IGNORE_INDEX] * len(source)
+        trained = not mask_history or index == len(turns) - 1
+        target_labels = list(target) if trained else [IGNORE_INDEX] * len(target)
+        pieces.append((index, source + target, source_labels + target_labels))
+    pieces.sort(key=lambda piece: piece[0])
+    input_ids = [t for _, ids, _ in pieces for t in ids]
+    labels = [t for _, _, lab in pieces for t in lab]
+    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+
+
+def encode_texts(tokenizer, texts: list[str], cutoff_len: int, packing: bool) -> dict[str, list]:
+    """Plain text for pre-training: each text ends with EOS; packed into ``cutoff_len`` blocks, or
+    one (truncated) sequence per text. Every token carries loss."""
+    eos = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+    encoded = [ids + eos for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+    if packing:
+        stream = [t for ids in encoded for t in ids]
+        blocks = [stream[i: i + cutoff_len] for i in range(0, len(stream), cutoff_len)]
+    else:
+        blocks = [ids[:cutoff_len] for ids in encoded]
+    return {"input_ids": blocks, "attention_mask": [[1] * len(b) for b in blocks], "labels": [list(b) for b in blocks]}
+
+
+def pack_examples(examples: list[dict], cutoff_len: int) -> list[dict]:
+    """Greedily join whole tokenized examples into sequences of at most ``cutoff_len`` tokens."""
+    packed: list[dict] = []
+    current = {"input_ids": [], "attention_mask": [], "labels": []}
+    for example in sorted(examples, key=lambda e: -len(e["input_ids"])):
+        if current["input_ids"] and len(current["input_ids"]) + len(example["input_ids"]) > cutoff_len:
+            packed.append(current)
+            current = {"input_ids": [], "attention_mask": [], "labels": []}
+        for key in current:
+            current[key] = current[key] + list(example[key])
+    if current["input_ids"]:
+        packed.append(current)
+    return packed
+
+
+__all__ = ["load_rows", "read_registry", "encode_chat", "encode_texts", "pack_examples", "chat_turns", "IGNORE_INDEX"]

@@ -1,0 +1,146 @@
+"""The data-set registry: LLaMA-Factory's ``dataset_info.json``, for the bundled sets and a user's folder.
+
+An entry names a file (json, jsonl, csv, parquet, or a folder of them) under ``dataset_dir`` (or a
+hub data set via ``hf_hub_url``), its ``formatting`` (alpaca | sharegpt | openai), whether it is a
+preference set (``ranking``), and how its ``columns`` and ``tags`` map onto the canonical ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import DataError
+
+BUNDLED_DIR = Path(__file__).parent / "demo"
+FORMATS = ("alpaca", "sharegpt", "openai")
+_FILE_TYPES = (".json", ".jsonl", ".csv", ".parquet")
+
+
+@dataclass
+class DatasetEntry:
+    name: str
+    folder: Path
+    file_name: str | None = None
+    hf_hub_url: str | None = None
+    subset: str | None = None
+    split: str = "train"
+    formatting: str = "alpaca"
+    ranking: bool = False
+    columns: dict = field(default_factory=dict)
+    tags: dict = field(default_factory=dict)
+
+
+def read_registry(dataset_dir: str | Path | None) -> dict[str, DatasetEntry]:
+    """Bundled entries, overlaid by ``dataset_dir/dataset_info.json`` when that exists."""
+    entries = _read_info(BUNDLED_DIR / "dataset_info.json")
+    if dataset_dir is not None and (Path(dataset_dir) / "dataset_info.json").is_file():
+        entries.update(_read_info(Path(dataset_dir) / "dataset_info.json"))
+    return entries
+
+
+def _read_info(path: Path) -> dict[str, DatasetEntry]:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path} is not valid JSON (line {err.lineno}, column {err.colno}): {err.msg}") from None
+    if not isinstance(info, dict):
+        raise DataError(f"{path} must map data-set names to entries, e.g. {{\"my_set\": {{\"file_name\": \"my.json\"}}}}")
+    entries = {}
+    for name, raw in info.items():
+        if not isinstance(raw, dict) or not (raw.get("file_name") or raw.get("hf_hub_url")):
+            raise DataError(f"{path}: entry {name!r} needs a 'file_name' (or 'hf_hub_url')")
+        formatting = raw.get("formatting", "alpaca")
+        if formatting not in FORMATS:
+            raise DataError(f"{path}: entry {name!r} has formatting={formatting!r}; use one of: {', '.join(FORMATS)}")
+        entries[name] = DatasetEntry(
+            name=name, folder=path.parent, file_name=raw.get("file_name"), hf_hub_url=raw.get("hf_hub_url"),
+            subset=raw.get("subset"), split=raw.get("split", "train"), formatting=formatting,
+            ranking=bool(raw.get("ranking", False)), columns=dict(raw.get("columns") or {}),
+            tags=dict(raw.get("tags") or {}),
+        )
+    return entries
+
+
+def find_entry(name: str, dataset_dir: str | Path | None) -> DatasetEntry:
+    entries = read_registry(dataset_dir)
+    if name not in entries:
+        where = f" or in {Path(dataset_dir) / 'dataset_info.json'}" if dataset_dir else ""
+        raise DataError(
+            f"dataset {name!r} is not registered (bundled{where}); known: {', '.join(sorted(entries))}"
+        )
+    return entries[name]
+
+
+def read_rows(entry: DatasetEntry) -> list[dict]:
+    """All rows of an entry as plain dicts."""
+    if entry.file_name is None:
+        return _read_hub(entry)
+    path = entry.folder / entry.file_name
+    if not path.exists():
+        raise DataError(f"dataset {entry.name!r}: file {path} does not exist (file_name in dataset_info.json)")
+    files = sorted(p for p in path.iterdir() if p.suffix in _FILE_TYPES) if path.is_dir() else [path]
+    if not files:
+        raise DataError(f"dataset {entry.name!r}: folder {path} holds no {', '.join(_FILE_TYPES)} files")
+    rows: list[dict] = []
+    for file in files:
+        rows.extend(_read_file(entry.name, file))
+    return rows
+
+
+def _read_file(name: str, path: Path) -> list[dict]:
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        return _json_lines(name, path, path.read_text(encoding="utf-8"))
+    if suffix == ".json":
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            if text.lstrip().startswith("{") and "\n{" in text:  # JSON lines in a .json file
+                return _json_lines(name, path, text)
+            raise DataError(f"dataset {name!r}: {path} is not valid JSON (line {err.lineno}): {err.msg}") from None
+        if isinstance(data, dict):
+            data = [data]
+        return _check_dicts(name, path, data)
+    if suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            return list(csv.DictReader(handle))
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raise DataError(f"dataset {name!r}: {path} is not a {', '.join(_FILE_TYPES)} file")
+
+
+def _json_lines(name: str, path: Path, text: str) -> list[dict]:
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise DataError(f"dataset {name!r}: {path} line {number} is not valid JSON: {err.msg}") from None
+    return _check_dicts(name, path, rows)
+
+
+def _check_dicts(name: str, path: Path, rows: list) -> list[dict]:
+    for number, row in enumerate(rows, 1):
+        if not isinstance(row, dict):
+            raise DataError(f"dataset {name!r}: {path} row {number} is a {type(row).__name__}, not an object")
+    return rows
+
+
+def _read_hub(entry: DatasetEntry) -> list[dict]:
+    from ..models import hub_reachable
+
+    if not hub_reachable():
+        raise DataError(
+            f"dataset {entry.name!r} lives on the hub ({entry.hf_hub_url}), which is unreachable; "
+            "use a local file (file_name) or a bundled set"
+        )
+    import datasets
+
+    return datasets.load_dataset(entry.hf_hub_url, entry.subset, split=entry.split).to_list()

