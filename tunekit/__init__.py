@@ -6,17 +6,26 @@
     data = tk.load_data(cfg, tokenizer)
     result = tk.train(cfg)
     tk.generate(result.model, result.tokenizer, ["Who are you?"], max_new_tokens=64)
+
+The config layer is imported at once; the rest (torch, transformers, trl) on first use, so that
+``tunekit train bad.yaml`` answers in a second.
 """
 
-from .callbacks import read_log
+import importlib
+
 from .config import Config, ConfigError, DataError, TunekitError, load_config
-from .data import load_rows
-from .generation import generate
-from .models import load_for_inference, load_model, load_tokenizer
-from .stages import STAGES, TrainResult, load_data, train
 
 __version__ = "0.1.0"
-__all__ = [
-    "Config", "ConfigError", "DataError", "TunekitError", "load_config", "load_model", "load_tokenizer",
-    "load_for_inference", "load_data", "load_rows", "train", "TrainResult", "generate", "read_log", "STAGES",
-]
+
+_LAZY = {
+    "load_model": "models", "load_tokenizer": "models", "load_for_inference": "models",
+    "load_data": "stages", "train": "stages", "TrainResult": "stages", "STAGES": "stages",
+    "load_rows": "data", "generate": "generation", "read_log": "callbacks", "plot_metrics": "callbacks",
+}
+__all__ = ["Config", "ConfigError", "DataError", "TunekitError", "load_config", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'tunekit' has no attribute {name!r}")

@@ -20,7 +20,7 @@ _SKIP = ("total_flos", "train_runtime", "train_samples_per_second", "train_steps
 
 
 class LogCallback(TrainerCallback):
-    """Appends one line per logging step to ``output_dir/trainer_log.jsonl``:
+    """Appends one line per logging step (and the last step) to ``output_dir/trainer_log.jsonl``:
     ``step``, ``total_steps``, ``loss``, ``lr``, ``epoch``, elapsed seconds and every other metric."""
 
     def __init__(self, output_dir: str | os.PathLike, resume_step: int = 0):
@@ -37,6 +37,10 @@ class LogCallback(TrainerCallback):
         _write_atomic(self.path, "".join(json.dumps(r) + "\n" for r in kept))
         self.history = kept
         self.start = time.time()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps:  # always log the last step, so short runs show where they ended
+            control.should_log = True
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
+import re
 import types
 import typing
 import warnings
@@ -394,6 +395,18 @@ def warn(message: str) -> None:
     warnings.warn(message, UserWarning, stacklevel=3)
 
 
+def checkpoint_step(path: str | os.PathLike) -> int:
+    """The step of a ``checkpoint-N`` folder (0 for any other path)."""
+    match = re.search(r"checkpoint-(\d+)$", str(path).rstrip("/"))
+    return int(match.group(1)) if match else 0
+
+
+def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
+    """The ``checkpoint-N`` folder with the highest N in ``output_dir``, if any."""
+    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and checkpoint_step(p)]
+    return str(max(folders, key=checkpoint_step)) if folders else None
+
+
 def check_output_dir(cfg: Config) -> None:
     """Refuse to write over results unless ``overwrite_output_dir`` (or when resuming)."""
     out = Path(cfg.output_dir)
@@ -401,8 +414,8 @@ def check_output_dir(cfg: Config) -> None:
         raise ConfigError(f"output_dir={cfg.output_dir!r} is a file, not a folder; choose another output_dir")
     if not out.is_dir() or not any(out.iterdir()) or cfg.overwrite_output_dir or cfg.resume_from_checkpoint:
         return
-    checkpoints = sorted(p.name for p in out.glob("checkpoint-*"))
-    hint = (f", or resume_from_checkpoint: true to continue from {checkpoints[-1]}" if checkpoints else "")
+    last = last_checkpoint(out)
+    hint = f", or resume_from_checkpoint: true to continue from {Path(last).name}" if last else ""
     raise ConfigError(
         f"output_dir={cfg.output_dir!r} already holds results; set overwrite_output_dir: true to replace them, "
         f"choose another output_dir{hint}"

@@ -33,6 +33,7 @@ SMOLLM2 = "smollm2-135m-instruct"
 TINY = "tiny-random-llama"
 ALIASES = (SMOLLM2, TINY)
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_TINY_VERSION = "2"  # bump when the tiny model's recipe changes: its cache folder name changes with it
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth")
 
 
@@ -169,6 +170,7 @@ def _build_smollm2(folder: Path) -> None:
     tokenizer.eos_token = "<|im_end|>"
     tokenizer.pad_token = "<|im_end|>"
     tokenizer.bos_token = "<|im_start|>"
+    tokenizer.clean_up_tokenization_spaces = False  # a WordPiece clean-up that BPE text does not want
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
     for conf in (model.config, model.generation_config):
         conf.eos_token_id = end
@@ -183,7 +185,7 @@ def _build_smollm2(folder: Path) -> None:
 
 def _tiny_folder() -> Path:
     corpus = _tiny_corpus()
-    digest = hashlib.sha1("\n".join(corpus).encode()).hexdigest()[:10]
+    digest = hashlib.sha1("\n".join([_TINY_VERSION, *corpus]).encode()).hexdigest()[:10]
     return _atomic_build(cache_home() / "models" / f"{TINY}-{digest}", lambda folder: _build_tiny(folder, corpus))
 
 

