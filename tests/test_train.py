@@ -128,3 +128,29 @@ def test_seed_pt_yaml_runs_through_the_cli(tmp_path):
     assert [r["step"] for r in tk.read_log(out) if "loss" in r] == [1, 5]
     assert "warning: bf16" in proc.stderr  # bf16 degrades to fp32 on this CPU, with one warning
     assert "loss" in proc.stdout and str(Path("saves/llama3-8b/lora/sft")) in proc.stdout
+
+
+class Interrupt(TrainerCallback):
+    """Presses Ctrl-C as step 3 begins (step 2 done and logged)."""
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == 2:
+            raise KeyboardInterrupt
+
+
+def test_ctrl_c_leaves_a_checkpoint_to_resume_from(tiny):
+    with pytest.raises(KeyboardInterrupt):
+        tk.train({**tiny, "max_steps": 4}, callbacks=[Interrupt()])
+    out = Path(tiny["output_dir"])
+    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
+    resumed = tk.train({**tiny, "max_steps": 4, "resume_from_checkpoint": True})
+    assert resumed.trainer.state.global_step == 4
+    assert [r["step"] for r in tk.read_log(out) if "loss" in r] == [1, 2, 3, 4]
+
+
+def test_val_size_gives_eval_loss_in_metrics_and_log(tiny):
+    result = tk.train({**tiny, "val_size": 0.2, "max_steps": 2})
+    assert result.metrics["eval_loss"] > 0
+    assert any("eval_loss" in r for r in tk.read_log(result.log_path))
+    separate = tk.load_rows(tk.load_config({**tiny, "eval_dataset": "alpaca_en_demo", "max_samples": 7}), "chat")
+    assert len(separate["train"]) == 7 and len(separate["eval"]) == 7

@@ -87,7 +87,9 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     return records
 
 
-def _smooth(values: list[float], weight: float = 0.6) -> list[float]:
+def _smooth(values: list[float]) -> list[float]:
+    """Exponential moving average whose weight grows with the number of points (a few points stay raw)."""
+    weight = 0.9 * (1 - math.exp(-len(values) / 100))
     out, last = [], values[0]
     for value in values:
         last = last * weight + value * (1 - weight)
@@ -98,7 +100,7 @@ def _smooth(values: list[float], weight: float = 0.6) -> list[float]:
 def plot_metrics(output_dir: str | os.PathLike, keys: list[str]) -> list[Path]:
     """One PNG per metric found in the log: ``training_loss.png``, ``training_eval_loss.png``, ...
 
-    Each shows the raw points (markers, so a run with two log steps still reads) and, from five
+    Each shows the raw points (markers, so a run with two log steps still reads) and, from ten
     points on, a smoothed line.
     """
     import matplotlib
@@ -114,8 +116,8 @@ def plot_metrics(output_dir: str | os.PathLike, keys: list[str]) -> list[Path]:
             continue
         steps, values = zip(*points)
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        ax.plot(steps, values, marker="o", markersize=3, alpha=0.5 if len(points) >= 5 else 1.0, label="raw")
-        if len(points) >= 5:
+        ax.plot(steps, values, marker="o", markersize=3, alpha=0.5 if len(points) >= 10 else 1.0, label="raw")
+        if len(points) >= 10:
             ax.plot(steps, _smooth(list(values)), label="smoothed")
             ax.legend()
         ax.set_xlabel("step")

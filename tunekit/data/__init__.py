@@ -17,12 +17,21 @@ IGNORE_INDEX = -100
 
 
 def load_rows(cfg: Config, kind: str) -> datasets.DatasetDict:
-    """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each), split by ``val_size``."""
+    """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each): "train", and "eval"
+    from ``eval_dataset`` or else split off by ``val_size``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
+    train = datasets.Dataset.from_list(_rows(cfg, cfg.datasets, kind))
+    if cfg.eval_dataset:
+        evaluation = datasets.Dataset.from_list(_rows(cfg, [n.strip() for n in cfg.eval_dataset.split(",")], kind))
+        return datasets.DatasetDict({"train": train, "eval": evaluation})
+    return _split(cfg, train)
+
+
+def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:
     fill = {"name": cfg.identity_name, "author": cfg.identity_author}
     rows: list[dict] = []
-    for name in cfg.datasets:
+    for name in names:
         entry = find_entry(name, cfg.dataset_dir)
         have = entry_kind(entry)
         if kind in ("pairwise", "unpaired") and have != kind or kind == "chat" and have != "chat":
@@ -33,8 +42,7 @@ def load_rows(cfg: Config, kind: str) -> datasets.DatasetDict:
         if not raw:
             raise DataError(f"dataset {name!r} has no rows; add rows to {entry.folder / (entry.file_name or '')}")
         rows.extend(convert(entry, raw, kind, fill))
-    train = datasets.Dataset.from_list(rows)
-    return _split(cfg, train)
+    return rows
 
 
 def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:

@@ -18,6 +18,7 @@ import torch
 from ..callbacks import LOG_NAME, LogCallback, plot_metrics
 from ..config import (Config, ConfigError, check_output_dir, checkpoint_step, degrade_for_hardware, last_checkpoint,
                       load_config)
+from ..backends import choose_backend
 from ..models import load_model, trainable_summary
 from . import pt, sft
 
@@ -85,8 +86,9 @@ def train(config: Config | str | dict, callbacks: list | None = None, **override
     ``callbacks`` are transformers ``TrainerCallback``s (panels use them to follow training).
     Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
     """
-    cfg = load_config(config, **overrides) if overrides or not isinstance(config, Config) else config
+    cfg = load_config(config, **overrides)  # a copy: hardware fallbacks below never change the caller's config
     stage = stage_module(cfg)
+    choose_backend(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
