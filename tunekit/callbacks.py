@@ -15,13 +15,13 @@ from pathlib import Path
 from transformers import TrainerCallback
 
 LOG_NAME = "trainer_log.jsonl"
-_RENAME = {"learning_rate": "lr"}
+_ALIASES = {"learning_rate": "lr"}  # LLaMA-Factory's trainer_log.jsonl calls it lr: both names are written
 _SKIP = ("total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second")
 
 
 class LogCallback(TrainerCallback):
     """Appends one line per logging step (and the last step) to ``output_dir/trainer_log.jsonl``:
-    ``step``, ``total_steps``, ``loss``, ``lr``, ``epoch``, elapsed seconds and every other metric."""
+    ``step``, ``total_steps``, ``loss``, ``learning_rate`` (and ``lr``), ``epoch``, elapsed seconds and every other metric."""
 
     def __init__(self, output_dir: str | os.PathLike, resume_step: int = 0):
         self.path = Path(output_dir) / LOG_NAME
@@ -49,7 +49,9 @@ class LogCallback(TrainerCallback):
         for key, value in logs.items():
             if key in _SKIP:
                 continue
-            record[_RENAME.get(key, key)] = _clean(value)
+            record[key] = _clean(value)
+            if key in _ALIASES:
+                record[_ALIASES[key]] = record[key]
         record["elapsed"] = round(time.time() - self.start, 2)
         self.history.append(record)
         with self.path.open("a", encoding="utf-8") as handle:

@@ -52,11 +52,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _quiet_loading() -> None:
+    """No weight-loading or data-mapping progress bars on the terminal (training keeps its own)."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def _train(args) -> int:
     from . import load_config, train
     from .callbacks import read_log
 
     cfg = load_config(args.config, *args.overrides)
+    _quiet_loading()
     with warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.formatwarning = lambda message, *rest: f"tunekit: warning: {message}\n"
@@ -91,6 +101,7 @@ def _chat(args) -> int:
     from .models import load_for_inference
 
     model_name = args.model or (_base_of(args.adapter) if args.adapter else "smollm2-135m-instruct")
+    _quiet_loading()
     model, tokenizer = load_for_inference(model_name, args.adapter)
     options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                    top_k=args.top_k, system=args.system)
@@ -118,6 +129,7 @@ def _export(args) -> int:
     if args.config is None and args.adapter and not args.model:
         extra["model_name_or_path"] = _base_of(args.adapter)
     cfg = load_config(args.config, *args.overrides, do_train=False, **extra)
+    _quiet_loading()
     path = export(cfg)
     print(f"[tunekit] exported a standalone model to {path}")
     return 0

@@ -237,12 +237,20 @@ def _build_tiny(folder: Path, corpus: list[str]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def _as_config(cfg: Config | str | dict) -> Config:
+    """A ``Config`` from a config, a dict, or a bare model name (loaded as it is, no adapter)."""
+    if isinstance(cfg, Config):
+        return cfg
+    if isinstance(cfg, str):
+        return load_config({"model_name_or_path": cfg, "do_train": False, "finetuning_type": "full"})
+    return load_config(cfg)
+
+
 def load_tokenizer(cfg: Config | str | dict):
     """The tokenizer of ``model_name_or_path``, with a pad token and a chat template."""
     from transformers import AutoTokenizer
 
-    cfg = cfg if isinstance(cfg, Config) else load_config({"model_name_or_path": cfg, "do_train": False}) \
-        if isinstance(cfg, str) else load_config(cfg)
+    cfg = _as_config(cfg)
     path = resolve_model(cfg.model_name_or_path)
     tokenizer = _from_pretrained(AutoTokenizer, path, trust_remote_code=cfg.trust_remote_code, cache_dir=cfg.cache_dir)
     if tokenizer.pad_token is None:
@@ -260,8 +268,7 @@ def load_model(cfg: Config | str | dict, *, head: str = "causal_lm", tokenizer=N
     """
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    cfg = cfg if isinstance(cfg, Config) else load_config({"model_name_or_path": cfg, "do_train": False}) \
-        if isinstance(cfg, str) else load_config(cfg)
+    cfg = _as_config(cfg)
     tokenizer = tokenizer or load_tokenizer(cfg)
     path = resolve_model(cfg.model_name_or_path)
     loader = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
@@ -277,7 +284,7 @@ def load_model(cfg: Config | str | dict, *, head: str = "causal_lm", tokenizer=N
 
 def _dtype(cfg: Config) -> torch.dtype:
     if torch.cuda.is_available() and cfg.finetuning_type == "lora":
-        if cfg.bf16:
+        if cfg.bf16 and torch.cuda.is_bf16_supported():
             return torch.bfloat16
         if cfg.fp16:
             return torch.float16

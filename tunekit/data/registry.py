@@ -67,7 +67,8 @@ def _read_info(path: Path) -> dict[str, DatasetEntry]:
 def find_entry(name: str, dataset_dir: str | Path | None) -> DatasetEntry:
     entries = read_registry(dataset_dir)
     if name not in entries:
-        where = f" or in {Path(dataset_dir) / 'dataset_info.json'}" if dataset_dir else ""
+        info = Path(dataset_dir or ".") / "dataset_info.json"
+        where = f" or in {info}" if info.is_file() else f"; dataset_dir={str(dataset_dir)!r} has no dataset_info.json"
         raise DataError(
             f"dataset {name!r} is not registered (bundled{where}); known: {', '.join(sorted(entries))}"
         )

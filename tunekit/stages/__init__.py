@@ -19,7 +19,7 @@ from ..callbacks import LOG_NAME, LogCallback, plot_metrics
 from ..config import (Config, ConfigError, check_output_dir, checkpoint_step, degrade_for_hardware, last_checkpoint,
                       load_config)
 from ..backends import choose_backend
-from ..models import load_model, trainable_summary
+from ..models import load_model, load_tokenizer, trainable_summary
 from . import pt, sft
 
 STAGES = {"pt": pt, "sft": sft}
@@ -91,17 +91,17 @@ def train(config: Config | str | dict, callbacks: list | None = None, **override
     choose_backend(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    cuda = torch.cuda.is_available()
-    degrade_for_hardware(cfg, cuda, cuda and torch.cuda.is_bf16_supported(), world_size)
-    if cfg.overwrite_output_dir and not resume and Path(cfg.output_dir).is_dir():
-        _clear_outputs(cfg.output_dir)
-
+    # The data is read before the model is loaded: a bad row is reported in a second, on its own.
+    tokenizer = load_tokenizer(cfg)
+    data = load_data(cfg, tokenizer)
     from transformers import set_seed
 
     set_seed(cfg.seed)
-    model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"))
-    data = load_data(cfg, tokenizer)
+    model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"), tokenizer=tokenizer)
+    cuda = torch.cuda.is_available()
+    degrade_for_hardware(cfg, cuda, cuda and torch.cuda.is_bf16_supported(), int(os.environ.get("WORLD_SIZE", "1")))
+    if cfg.overwrite_output_dir and not resume and Path(cfg.output_dir).is_dir():
+        _clear_outputs(cfg.output_dir)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(resume) if resume else 0)
     trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])])
     print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(model)}; "
