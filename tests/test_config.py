@@ -124,3 +124,23 @@ def test_hardware_keys_degrade_with_one_warning_each():
     messages = [str(w.message) for w in caught]
     assert cfg.bf16 is False and cfg.ddp_timeout == 180000000
     assert sum("bf16" in m for m in messages) == 1 and sum("ddp_timeout" in m for m in messages) == 1
+
+
+def test_training_arguments_without_a_field_pass_through_and_unused_keys_warn():
+    from tunekit.stages.base import training_kwargs
+
+    with pytest.warns(UserWarning, match="streaming is not used"):
+        cfg = tk.load_config({"dataset": "identity", "save_only_model": True, "adam_beta2": 0.95, "streaming": False})
+    assert cfg.training_args == {"save_only_model": True, "adam_beta2": 0.95}
+    kwargs = training_kwargs(cfg, has_eval=False)
+    assert kwargs["save_only_model"] is True and kwargs["adam_beta2"] == 0.95
+    assert "save_only_model: true" in cfg.to_yaml()
+
+
+def test_a_typical_llamafactory_sft_yaml_trains_unchanged_but_for_model_and_steps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    cfg = tk.load_config(Path(__file__).parent / "data" / "llamafactory_sft.yaml",
+                         "model_name_or_path=tiny-random-llama", "max_steps=2", "dataloader_num_workers=0")
+    result = tk.train(cfg)
+    assert result.output_dir == "saves/llama3-8b/lora/sft" and (tmp_path / result.output_dir / "adapter_config.json").is_file()
+    assert result.metrics["eval_loss"] > 0  # val_size: 0.1 gives a final evaluation

@@ -8,7 +8,7 @@
     tk.generate(result.model, result.tokenizer, ["Who are you?"], max_new_tokens=64)
 
 The config layer is imported at once; the rest (torch, transformers, trl) on first use, so that
-``tunekit train bad.yaml`` answers in a second.
+``tunekit train bad.yaml`` answers at once.
 """
 
 import importlib

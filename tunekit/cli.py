@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     p_export.add_argument("--adapter", default=None)
     p_export.add_argument("--export-dir", default=None)
     args = parser.parse_args(argv)
+    warnings.formatwarning = lambda message, *rest: f"tunekit: warning: {message}\n"
     try:
         if args.command == "train":
             return _train(args)
@@ -67,10 +68,7 @@ def _train(args) -> int:
 
     cfg = load_config(args.config, *args.overrides)
     _quiet_loading()
-    with warnings.catch_warnings():
-        warnings.simplefilter("always", UserWarning)
-        warnings.formatwarning = lambda message, *rest: f"tunekit: warning: {message}\n"
-        result = train(cfg)
+    result = train(cfg)
     losses = [r["loss"] for r in read_log(result.log_path) if isinstance(r.get("loss"), (int, float))]
     if losses:
         print(f"[tunekit] loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")

@@ -162,6 +162,8 @@ class Config:
     export_size: int = 5  # shard size in GB
     export_device: str = "cpu"
     export_legacy_format: bool = False
+    # TrainingArguments keys without a field above, passed to the trainer as they are.
+    training_args: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -169,7 +171,9 @@ class Config:
     def to_yaml(self, path: str | os.PathLike | None = None, only_changed: bool = True) -> str:
         """The config as LLaMA-Factory YAML (by default only the keys that differ from the defaults)."""
         defaults = Config()
-        data = {k: v for k, v in self.to_dict().items() if not only_changed or v != getattr(defaults, k)}
+        data = {k: v for k, v in self.to_dict().items()
+                if k != "training_args" and (not only_changed or v != getattr(defaults, k))}
+        data.update(self.training_args)
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         if path is not None:
             Path(path).write_text(text, encoding="utf-8")
@@ -184,21 +188,47 @@ class Config:
         return _split(self.dataset)
 
 
-KEYS = tuple(f.name for f in dataclasses.fields(Config))
+KEYS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "training_args")
 _TYPES = typing.get_type_hints(Config)
-# Keys LLaMA-Factory users write that tunekit accepts and ignores, with the reason.
+# LLaMA-Factory keys that tunekit accepts and does not use: ignored with one warning naming the reason.
 _IGNORED = {
     "use_fast_tokenizer": "tunekit always uses the fast tokenizer",
     "ddp_find_unused_parameters": "set by accelerate",
-    "streaming": "not supported: data sets are loaded in memory",
+    "streaming": "data sets are loaded in memory",
+    "buffer_size": "data sets are loaded in memory",
     "use_unsloth": "use backend: unsloth",
+    "use_unsloth_gc": "use backend: unsloth",
     "enable_liger_kernel": "not used on this backend",
     "upcast_layernorm": "not needed in fp32",
+    "upcast_lmhead_output": "not needed in fp32",
     "tokenized_path": "data is tokenized in memory",
     "mix_strategy": "data sets are concatenated",
+    "interleave_probs": "data sets are concatenated",
     "disable_gradient_checkpointing": "gradient checkpointing is off unless gradient_checkpointing: true",
     "print_param_status": "the trainable-parameter count is always printed",
+    "preprocessing_batch_size": "data is tokenized in memory",
+    "low_cpu_mem_usage": "set by transformers",
+    "use_cache": "set by transformers",
+    "infer_backend": "tunekit generates with transformers",
+    "infer_dtype": "tunekit generates in the training dtype",
+    "default_system": "the chat template's own system prompt is used",
+    "enable_thinking": "the chat template decides",
+    "neat_packing": "packing joins whole examples",
+    "ignore_pad_token_for_loss": "padding never carries loss",
+    "eval_on_each_dataset": "one eval split",
+    "compute_accuracy": "sft logs mean_token_accuracy",
+    "include_effective_tokens_per_second": "not reported",
+    "data_shared_file_system": "one machine",
+    "hf_hub_token": "use the HF_TOKEN environment variable",
 }
+# Keys of transformers' TrainingArguments that tunekit has no field for (save_only_model,
+# adam_beta2, ...) go through to the trainer unchanged, as in LLaMA-Factory.
+
+
+def _training_argument_names() -> set[str]:
+    from transformers import TrainingArguments  # imported only when such a key is met
+
+    return {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
 def _split(value: str | None) -> list[str]:
@@ -257,15 +287,20 @@ def _parse_override(value: str) -> Any:
 
 def _validate(raw: dict) -> Config:
     values: dict[str, Any] = {}
+    passthrough: dict[str, Any] = dict(raw.pop("training_args", None) or {})
     for key, value in raw.items():
         if key in _IGNORED:
+            warn(f"{key} is not used by tunekit ({_IGNORED[key]}); ignored")
             continue
         if key not in KEYS:
+            if key in _training_argument_names():
+                passthrough[key] = value
+                continue
             close = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.6)
             hint = f"; did you mean '{close[0]}'?" if close else "; see the key list in README.md"
             raise ConfigError(f"unknown config key '{key}'{hint}")
         values[key] = _coerce(key, value, _TYPES[key])
-    cfg = Config(**values)
+    cfg = Config(**values, training_args=passthrough)
     _check(cfg)
     return cfg
 

@@ -114,7 +114,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, **override
               "resume with resume_from_checkpoint: true", flush=True)
         raise
     metrics = dict(output.metrics)
-    if "eval" in data and cfg.eval_strategy == "no":
+    if "eval" in data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split
         metrics.update(trainer.evaluate())
     trainer.save_model(cfg.output_dir)
     tokenizer.save_pretrained(cfg.output_dir)

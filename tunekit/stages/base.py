@@ -43,7 +43,7 @@ def training_kwargs(cfg: Config, has_eval: bool) -> dict:
         dataloader_num_workers=cfg.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
-    )
+    ) | cfg.training_args
 
 
 def only_known(cls, kwargs: dict) -> dict:
