@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": "models", "load_tokenizer": "models", "load_for_inference": "models",
+    "load_reward_model": "models", "score": "stages",
     "load_data": "stages", "train": "stages", "TrainResult": "stages", "STAGES": "stages",
     "load_rows": "data", "generate": "generation", "read_log": "callbacks", "plot_metrics": "callbacks",
 }

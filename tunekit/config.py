@@ -399,6 +399,12 @@ def _check(cfg: Config) -> None:
         raise ConfigError("bf16 and fp16 are both true; choose one")
     if cfg.stage == "ppo" and not cfg.reward_model and cfg.reward_model_type != "function":
         raise ConfigError("stage=ppo needs reward_model: the output_dir of an rm run (e.g. saves/.../reward)")
+    if cfg.stage == "kto" and cfg.do_train and cfg.per_device_train_batch_size < 2:
+        raise ConfigError(
+            f"stage=kto needs per_device_train_batch_size of at least 2 (got {cfg.per_device_train_batch_size}): "
+            "its KL term compares each answer with the other prompts of the same batch; "
+            "gradient_accumulation_steps does not count"
+        )
     if cfg.finetuning_type != "lora" and cfg.adapter_name_or_path:
         raise ConfigError(
             f"adapter_name_or_path is set but finetuning_type={cfg.finetuning_type!r}; adapters need finetuning_type: lora"

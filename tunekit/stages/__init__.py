@@ -20,9 +20,11 @@ from ..config import (Config, ConfigError, check_output_dir, checkpoint_step, de
                       load_config)
 from ..backends import choose_backend
 from ..models import load_model, load_tokenizer, trainable_summary
-from . import pt, sft
+from . import dpo, kto, pt, rm, sft
+from .preference import drop_reference_adapter
+from .rm import score
 
-STAGES = {"pt": pt, "sft": sft}
+STAGES = {"pt": pt, "sft": sft, "rm": rm, "dpo": dpo, "kto": kto}
 
 
 @dataclass
@@ -104,7 +106,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, **override
         _clear_outputs(cfg.output_dir)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(resume) if resume else 0)
     trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])])
-    print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(model)}; "
+    print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
           f"{len(data['train'])} training rows", flush=True)
     try:
         output = trainer.train(resume_from_checkpoint=resume)
@@ -116,6 +118,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, **override
     metrics = dict(output.metrics)
     if "eval" in data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split
         metrics.update(trainer.evaluate())
+    drop_reference_adapter(trainer.model)
     trainer.save_model(cfg.output_dir)
     tokenizer.save_pretrained(cfg.output_dir)
     trainer.save_state()

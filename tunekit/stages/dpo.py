@@ -1,0 +1,60 @@
+"""dpo: direct preference optimisation, and its reference-free relatives ORPO and SimPO.
+
+Keys: ``dataset`` (a preference set; ``dpo_en_demo``), ``pref_loss``:
+- ``sigmoid`` (DPO), ``hinge``, ``ipo``: trl ``DPOTrainer``, with ``pref_beta`` as beta and a
+  reference model (LoRA: the adapter disabled, or the starting adapter; full/freeze: a frozen copy);
+- ``orpo``: ``trl.experimental.orpo``, ``pref_beta`` as ORPO's lambda (its SFT term is built in);
+- ``simpo``: ``trl.experimental.cpo`` with ``loss_type="simpo"``, ``simpo_gamma``, ``pref_beta``.
+``pref_ftx`` adds the SFT (NLL) term on the chosen answers: DPO's ``sft`` loss with that weight,
+SimPO's ``cpo_alpha``; ORPO always has it (``pref_ftx`` is not used there).
+``cutoff_len`` is the longest prompt + answer. Logged: ``rewards/chosen``, ``rewards/rejected``,
+``rewards/accuracies``, ``rewards/margins``, ``logps/chosen``, ``logps/rejected``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import datasets
+
+from ..config import Config
+from ..data import load_rows
+from .base import only_known, training_kwargs
+from .preference import split_fresh_adapter
+
+METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
+           "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins")
+
+
+def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
+    """Preference rows: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each)."""
+    return load_rows(cfg, "pairwise")
+
+
+def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list):
+    kwargs = training_kwargs(cfg, "eval" in data)
+    common = dict(train_dataset=data["train"], eval_dataset=data.get("eval"), processing_class=tokenizer,
+                  callbacks=callbacks)
+    if cfg.pref_loss in ("orpo", "simpo"):
+        os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # no warning wall in notebooks
+        if cfg.pref_loss == "orpo":
+            from trl.experimental.orpo import ORPOConfig, ORPOTrainer
+
+            args = ORPOConfig(**only_known(ORPOConfig, kwargs), beta=cfg.pref_beta, max_length=cfg.cutoff_len)
+            return ORPOTrainer(model=model, args=args, **common)
+        from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+        args = CPOConfig(**only_known(CPOConfig, kwargs), loss_type="simpo", cpo_alpha=cfg.pref_ftx,
+                         simpo_gamma=cfg.simpo_gamma, beta=cfg.pref_beta, max_length=cfg.cutoff_len)
+        return CPOTrainer(model=model, args=args, **common)
+
+    from trl import DPOConfig, DPOTrainer
+
+    losses, weights = [cfg.pref_loss], [1.0]
+    if cfg.pref_ftx > 0:
+        losses.append("sft")
+        weights.append(cfg.pref_ftx)
+    args = DPOConfig(**only_known(DPOConfig, kwargs), beta=cfg.pref_beta, loss_type=losses,
+                     loss_weights=weights if len(losses) > 1 else None, max_length=cfg.cutoff_len)
+    model, peft_config = split_fresh_adapter(cfg, model)
+    return DPOTrainer(model=model, ref_model=None, args=args, peft_config=peft_config, **common)

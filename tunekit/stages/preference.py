@@ -1,0 +1,26 @@
+"""What the preference stages (dpo, kto) share: the reference model.
+
+With LoRA the reference is the policy's own weights: a fresh adapter is handed to the trl trainer
+as a ``peft_config``, so the reference is the model with the adapter disabled (no second copy);
+an adapter given by ``adapter_name_or_path`` (say, the SFT stage's) is kept as trl's frozen "ref"
+copy, so that adapter is the reference, as users expect. With ``full``/``freeze`` trl loads a
+frozen copy of the model.
+"""
+
+from __future__ import annotations
+
+from ..config import Config
+
+
+def split_fresh_adapter(cfg: Config, model):
+    """(model, peft_config) to hand to a trl trainer that builds its own reference."""
+    if cfg.finetuning_type != "lora" or cfg.adapter_name_or_path or not hasattr(model, "peft_config"):
+        return model, None
+    peft_config = model.peft_config["default"]
+    return model.unload(), peft_config
+
+
+def drop_reference_adapter(model) -> None:
+    """Remove trl's frozen "ref" adapter copy, so that only the trained adapter is saved."""
+    if "ref" in getattr(model, "peft_config", {}):
+        model.delete_adapter("ref")
