@@ -172,3 +172,25 @@ def test_bad_rows_are_named(tmp_path):
             tk.load_rows(tk.load_config({"dataset": name, "dataset_dir": str(folder)}), "chat")
         for word in words:
             assert word in str(err.value)
+
+
+def test_alpaca_ranking_and_sharegpt_preference_rows_agree(tmp_path):
+    folder = tmp_path / "data"
+    write_dataset(folder, "a", [{"instruction": "Pick", "input": "a or b", "chosen": "a", "rejected": "b"}],
+                  {"ranking": True, "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen",
+                                                "rejected": "rejected"}})
+    write_dataset(folder, "s", [{"conversations": [{"from": "human", "value": "Pick\na or b"}],
+                                 "chosen": {"from": "gpt", "value": "a"}, "rejected": {"from": "gpt", "value": "b"}}],
+                  {"formatting": "sharegpt", "ranking": True,
+                   "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}})
+    rows = [tk.load_rows(tk.load_config({"stage": "dpo", "dataset": n, "dataset_dir": str(folder)}), "pairwise")
+            ["train"][0] for n in "as"]
+    assert rows[0] == rows[1] == {"prompt": [{"role": "user", "content": "Pick\na or b"}],
+                                  "chosen": [{"role": "assistant", "content": "a"}],
+                                  "rejected": [{"role": "assistant", "content": "b"}]}
+
+
+@pytest.mark.parametrize("stage", ["rm", "dpo", "kto"])
+def test_preference_stages_refuse_an_sft_set(tiny, stage):
+    with pytest.raises(tk.DataError, match="identity"):
+        tk.load_data(tk.load_config({**tiny, "stage": stage, "dataset": "identity"}), None)

@@ -361,6 +361,7 @@ def _freeze(model, cfg: Config):
         in_layer = any(f".layers.{i}." in name for i in layer_ids)
         wanted = in_layer and (modules == ["all"] or any(f".{m}." in name for m in modules))
         wanted = wanted or any(f".{m}." in f".{name}" for m in extra)
+        wanted = wanted or name.startswith("score.")  # a reward model's new head always trains
         param.requires_grad_(wanted)
         trainable_any |= wanted
     if not trainable_any:

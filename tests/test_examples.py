@@ -1,0 +1,24 @@
+"""Every example YAML trains as written, but for the model (the tiny one) and a couple of steps."""
+
+from pathlib import Path
+
+import pytest
+
+import tunekit as tk
+from conftest import ROOT
+
+TRAINING = [p for p in sorted((ROOT / "examples").glob("*.yaml")) if "merge" not in p.name]
+
+
+@pytest.mark.parametrize("path", TRAINING, ids=lambda p: p.stem)
+def test_example_trains_on_the_tiny_model(path, tmp_path):
+    cfg = tk.load_config(path, model_name_or_path="tiny-random-llama", max_steps=2, output_dir=str(tmp_path / "out"),
+                         max_samples=16)
+    result = tk.train(cfg)
+    assert (Path(result.output_dir) / "trainer_log.jsonl").is_file()
+    assert [r["step"] for r in tk.read_log(result.log_path) if "loss" in r][-1] == 2
+
+
+def test_merge_example_names_the_adapter_to_merge():
+    cfg = tk.load_config(ROOT / "examples" / "merge_lora.yaml")
+    assert cfg.adapter_name_or_path and cfg.export_dir and not cfg.do_train
