@@ -181,3 +181,14 @@ def test_a_language_model_is_not_a_reward_model(tiny):
     sft = tk.train({**tiny, "max_steps": 1})
     with pytest.raises(tk.ConfigError, match="not a reward model"):
         tk.load_reward_model(sft.output_dir)
+
+
+def test_orpo_and_simpo_open_without_trl_experimental_warnings(tiny, prefs, tmp_path):
+    from conftest import run_cli
+
+    config = tmp_path / "orpo.yaml"
+    tk.load_config({**tiny, "stage": "dpo", "pref_loss": "orpo", "dataset": "prefs", "dataset_dir": prefs,
+                    "max_steps": 1}).to_yaml(config)
+    proc = run_cli("train", config)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "experimental" not in proc.stderr.lower()
