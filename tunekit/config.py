@@ -54,12 +54,13 @@ _CHOICES = {
 _POSITIVE = (
     "cutoff_len", "per_device_train_batch_size", "per_device_eval_batch_size",
     "gradient_accumulation_steps", "lora_rank", "logging_steps", "save_steps", "max_new_tokens",
-    "ppo_epochs", "ppo_buffer_size", "max_samples", "lora_alpha",
+    "ppo_epochs", "ppo_buffer_size", "max_samples", "lora_alpha", "ppo_horizon",
 )
 _NON_NEGATIVE = (
     "learning_rate", "num_train_epochs", "warmup_ratio", "warmup_steps", "weight_decay", "lora_dropout",
     "val_size", "pref_beta", "pref_ftx", "simpo_gamma", "kto_chosen_weight", "kto_rejected_weight",
-    "max_grad_norm", "temperature", "top_p", "top_k", "ppo_target",
+    "max_grad_norm", "temperature", "top_p", "top_k", "ppo_target", "ppo_gamma", "ppo_lambda", "ppo_cliprange",
+    "ppo_cliprange_value", "ppo_vf_coef", "ppo_init_kl_coef",
 )
 
 
@@ -104,6 +105,13 @@ class Config:
     ppo_target: float = 6.0
     ppo_score_norm: bool = False
     ppo_whiten_rewards: bool = False
+    ppo_gamma: float = 1.0  # GAE discount
+    ppo_lambda: float = 0.95  # GAE lambda
+    ppo_cliprange: float = 0.2  # clip range of the policy ratio
+    ppo_cliprange_value: float = 0.2  # clip range of the value update
+    ppo_vf_coef: float = 0.1  # weight of the value loss
+    ppo_init_kl_coef: float = 0.2  # starting KL coefficient (adapted towards ppo_target)
+    ppo_horizon: int = 10000  # the adaptive KL controller's horizon
     # --- dataset -----------------------------------------------------------------------------
     dataset: str | None = None  # comma list of names from dataset_info.json
     eval_dataset: str | None = None
@@ -399,6 +407,11 @@ def _check(cfg: Config) -> None:
         raise ConfigError("bf16 and fp16 are both true; choose one")
     if cfg.stage == "ppo" and not cfg.reward_model and cfg.reward_model_type != "function":
         raise ConfigError("stage=ppo needs reward_model: the output_dir of an rm run (e.g. saves/.../reward)")
+    if cfg.stage == "ppo" and cfg.max_new_tokens >= cfg.cutoff_len:
+        raise ConfigError(
+            f"max_new_tokens={cfg.max_new_tokens} must be below cutoff_len={cfg.cutoff_len}: "
+            "the prompt and the sampled response share cutoff_len"
+        )
     if cfg.stage == "kto" and cfg.do_train and cfg.per_device_train_batch_size < 2:
         raise ConfigError(
             f"stage=kto needs per_device_train_batch_size of at least 2 (got {cfg.per_device_train_batch_size}): "

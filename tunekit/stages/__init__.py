@@ -20,11 +20,11 @@ from ..config import (Config, ConfigError, check_output_dir, checkpoint_step, de
                       load_config)
 from ..backends import choose_backend
 from ..models import load_model, load_tokenizer, trainable_summary
-from . import dpo, kto, pt, rm, sft
+from . import dpo, kto, ppo, pt, rm, sft
 from .preference import drop_reference_adapter
 from .rm import score
 
-STAGES = {"pt": pt, "sft": sft, "rm": rm, "dpo": dpo, "kto": kto}
+STAGES = {"pt": pt, "sft": sft, "rm": rm, "ppo": ppo, "dpo": dpo, "kto": kto}
 
 
 @dataclass
@@ -82,14 +82,18 @@ def _clear_outputs(output_dir: str) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def train(config: Config | str | dict, callbacks: list | None = None, **overrides) -> TrainResult:
+def train(config: Config | str | dict, callbacks: list | None = None, *, reward_fn=None, **overrides) -> TrainResult:
     """Train ``config``'s stage end to end and save everything into ``output_dir``.
 
     ``callbacks`` are transformers ``TrainerCallback``s (panels use them to follow training).
+    ``reward_fn`` (ppo with ``reward_model_type: function``): ``(prompts, responses) -> list of floats``.
     Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
     """
     cfg = load_config(config, **overrides)  # a copy: hardware fallbacks below never change the caller's config
     stage = stage_module(cfg)
+    if reward_fn is not None and cfg.stage != "ppo":
+        raise ConfigError(f"reward_fn is only used by stage: ppo (this config has stage={cfg.stage!r})")
+    extra = {"reward_fn": reward_fn} if reward_fn is not None else {}
     choose_backend(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
@@ -105,7 +109,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, **override
     if cfg.overwrite_output_dir and not resume and Path(cfg.output_dir).is_dir():
         _clear_outputs(cfg.output_dir)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(resume) if resume else 0)
-    trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])])
+    trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])], **extra)
     print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
           f"{len(data['train'])} training rows", flush=True)
     try:
