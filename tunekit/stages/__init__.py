@@ -73,7 +73,8 @@ def _resume_path(cfg: Config) -> str | None:
 # What a run writes into output_dir: removed before a run with overwrite_output_dir: true.
 _OUTPUTS = ("checkpoint-*", LOG_NAME, "training_*.png", "*_results.json", "trainer_state.json", "adapter_*",
             "model*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
-            "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md")
+            "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md",
+            "value_head.safetensors")
 
 
 def _clear_outputs(output_dir: str) -> None:
@@ -128,6 +129,5 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     trainer.save_state()
     trainer.save_metrics("all", metrics)
     plots = [str(p) for p in plot_metrics(cfg.output_dir, list(stage.METRICS))] if cfg.plot_loss else []
-    model = trainer.model
     return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(log.path), plots=plots,
-                       model=model, tokenizer=tokenizer, trainer=trainer)
+                       model=trainer.model, tokenizer=tokenizer, trainer=trainer)
