@@ -166,3 +166,25 @@ def test_ppo_needs_a_reward(tiny):
         tk.load_config({**tiny, "stage": "ppo", "reward_model_type": "function"})
     with pytest.raises(tk.ConfigError, match="not the output_dir of an rm run"):
         tk.train({**tiny, "stage": "ppo", "reward_model": str(Path(tiny["output_dir"]).parent), "max_new_tokens": 4})
+
+
+def test_running_moments_by_hand():
+    from tunekit.stages.ppo import RunningMoments
+
+    moments = RunningMoments()
+    moments.update(torch.tensor([1.0, 3.0]))
+    moments.update(torch.tensor([5.0, 7.0]))
+    assert moments.mean == pytest.approx(4.0) and moments.std == pytest.approx(math.sqrt(5.0))  # of 1, 3, 5, 7
+
+
+def test_buffer_accumulation_score_norm_whitening_and_eval(tiny):
+    result = tk.train({**tiny, "stage": "ppo", "reward_model_type": "function", "max_steps": 2, "max_new_tokens": 4,
+                       "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2, "ppo_buffer_size": 2,
+                       "ppo_epochs": 3, "ppo_score_norm": True, "ppo_whiten_rewards": True, "val_size": 4},
+                      reward_fn=lambda p, r: [float(len(x)) for x in r])
+    trainer = result.trainer
+    assert trainer.buffer_size == 8  # per-device batch x accumulation x buffer
+    assert trainer.lr_scheduler.last_epoch == 2 * 3 * 2  # steps x ppo_epochs x optimizer steps per pass
+    log = [r for r in tk.read_log(result.log_path) if "reward" in r]
+    assert all(abs(r["reward_norm"]) < abs(r["reward"]) for r in log)  # scores normalised by running moments
+    assert "eval_reward" in result.metrics
