@@ -241,8 +241,8 @@ class PPOTrainer:
     # --- rollouts --------------------------------------------------------------------------
 
     def _encode(self, messages: list[dict]) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                                 return_dict=True)["input_ids"]
         return list(ids)[-(self.cfg.cutoff_len - self.cfg.max_new_tokens):]  # keep the end: the question
 
     def _indices(self, step: int) -> list[int]:
