@@ -194,3 +194,18 @@ def test_alpaca_ranking_and_sharegpt_preference_rows_agree(tmp_path):
 def test_preference_stages_refuse_an_sft_set(tiny, stage):
     with pytest.raises(tk.DataError, match="identity"):
         tk.load_data(tk.load_config({**tiny, "stage": stage, "dataset": "identity"}), None)
+
+
+def test_a_llamafactory_registry_with_hub_only_entries_still_serves_its_files(tmp_path):
+    folder = tmp_path / "data"
+    write_dataset(folder, "mine", [ALPACA], {})
+    info = json.loads((folder / "dataset_info.json").read_text())
+    info.update({"belle_2m": {"ms_hub_url": "AI-ModelScope/train_2M_CN"},
+                 "odd": {"file_name": "mine.json", "formatting": "markdown"}})
+    (folder / "dataset_info.json").write_text(json.dumps(info))
+    rows = tk.load_rows(tk.load_config({"dataset": "mine", "dataset_dir": str(folder)}), "chat")["train"]
+    assert len(rows) == 1
+    with pytest.raises(tk.DataError, match="belle_2m.*ms_hub_url"):
+        tk.load_rows(tk.load_config({"dataset": "belle_2m", "dataset_dir": str(folder)}), "chat")
+    with pytest.raises(tk.DataError, match="formatting='markdown'"):
+        tk.load_rows(tk.load_config({"dataset": "odd", "dataset_dir": str(folder)}), "chat")

@@ -49,12 +49,10 @@ def _read_info(path: Path) -> dict[str, DatasetEntry]:
     if not isinstance(info, dict):
         raise DataError(f"{path} must map data-set names to entries, e.g. {{\"my_set\": {{\"file_name\": \"my.json\"}}}}")
     entries = {}
-    for name, raw in info.items():
-        if not isinstance(raw, dict) or not (raw.get("file_name") or raw.get("hf_hub_url")):
-            raise DataError(f"{path}: entry {name!r} needs a 'file_name' (or 'hf_hub_url')")
+    for name, raw in info.items():  # entries are checked when used: LLaMA-Factory's file lists many hub-only sets
+        if not isinstance(raw, dict):
+            raise DataError(f"{path}: entry {name!r} must be an object such as {{\"file_name\": \"my.json\"}}")
         formatting = raw.get("formatting", "alpaca")
-        if formatting not in FORMATS:
-            raise DataError(f"{path}: entry {name!r} has formatting={formatting!r}; use one of: {', '.join(FORMATS)}")
         entries[name] = DatasetEntry(
             name=name, folder=path.parent, file_name=raw.get("file_name"), hf_hub_url=raw.get("hf_hub_url"),
             subset=raw.get("subset"), split=raw.get("split", "train"), formatting=formatting,
@@ -72,7 +70,13 @@ def find_entry(name: str, dataset_dir: str | Path | None) -> DatasetEntry:
         raise DataError(
             f"dataset {name!r} is not registered (bundled{where}); known: {', '.join(sorted(entries))}"
         )
-    return entries[name]
+    entry = entries[name]
+    if not (entry.file_name or entry.hf_hub_url):
+        raise DataError(f"dataset {name!r} has no 'file_name' or 'hf_hub_url' in dataset_info.json "
+                        "(ms_hub_url, om_hub_url and script_url are not supported)")
+    if entry.formatting not in FORMATS:
+        raise DataError(f"dataset {name!r} has formatting={entry.formatting!r}; use one of: {', '.join(FORMATS)}")
+    return entry
 
 
 def read_rows(entry: DatasetEntry) -> list[dict]:
