@@ -48,3 +48,14 @@ def test_chat_reads_prompts_until_an_empty_line(tmp_path):
 def test_export_without_export_dir_is_one_line(tmp_path):
     proc = run_cli("export", "--model", "tiny-random-llama", "--adapter", tmp_path)
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_chat_takes_a_llamafactory_inference_yaml(tmp_path, tiny):
+    result = tk.train({**tiny, "max_steps": 1})
+    config = tmp_path / "infer.yaml"
+    config.write_text(f"model_name_or_path: tiny-random-llama\nadapter_name_or_path: {result.output_dir}\n"
+                      "template: chatml\nfinetuning_type: lora\n")
+    proc = run_cli("chat", config, "--prompt", "Who are you?", "--max-new-tokens", "3")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model, tokenizer = tk.load_for_inference("tiny-random-llama", result.output_dir)
+    assert proc.stdout.strip() == tk.generate(model, tokenizer, "Who are you?", max_new_tokens=3)

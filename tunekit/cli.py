@@ -1,7 +1,7 @@
 """The command line: ``tunekit train | chat | export``.
 
     tunekit train CONFIG.yaml [key=value ...]      overrides after the path, as llamafactory-cli
-    tunekit chat --model NAME [--adapter DIR] [--prompt TEXT]
+    tunekit chat --model NAME [--adapter DIR] [--prompt TEXT]     or: tunekit chat CONFIG.yaml
     tunekit export CONFIG.yaml [key=value ...]     or: --model NAME --adapter DIR --export-dir OUT
 
 A config or data error prints one line on stderr and exits with code 2.
@@ -24,6 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("config", help="YAML config (LLaMA-Factory keys)")
     p_train.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
     p_chat = sub.add_parser("chat", help="talk to a model (with an optional LoRA adapter)")
+    p_chat.add_argument("config", nargs="?", default=None,
+                        help="optional YAML with model_name_or_path / adapter_name_or_path (as llamafactory-cli chat)")
+    p_chat.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
     p_chat.add_argument("--model", default=None, help="alias, local folder or hub id (default: the adapter's base)")
     p_chat.add_argument("--adapter", default=None, help="LoRA adapter folder (a training output_dir)")
     p_chat.add_argument("--prompt", default=None, help="answer this one prompt and exit")
@@ -98,6 +101,12 @@ def _chat(args) -> int:
     from .generation import generate
     from .models import load_for_inference
 
+    if args.config is not None:
+        from .config import load_config
+
+        cfg = load_config(args.config, *args.overrides, do_train=False)
+        args.model = args.model or cfg.model_name_or_path
+        args.adapter = args.adapter or cfg.adapter_name_or_path
     model_name = args.model or (_base_of(args.adapter) if args.adapter else "smollm2-135m-instruct")
     _quiet_loading()
     model, tokenizer = load_for_inference(model_name, args.adapter)
