@@ -193,7 +193,11 @@ class Config:
 
     @property
     def datasets(self) -> list[str]:
-        return _split(self.dataset)
+        return comma_list(self.dataset)
+
+    @property
+    def eval_datasets(self) -> list[str]:
+        return comma_list(self.eval_dataset)
 
 
 KEYS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "training_args")
@@ -239,7 +243,8 @@ def _training_argument_names() -> set[str]:
     return {f.name for f in dataclasses.fields(TrainingArguments)}
 
 
-def _split(value: str | None) -> list[str]:
+def comma_list(value: str | None) -> list[str]:
+    """The items of a comma-separated key (``dataset``, ``lora_target``, ...), blanks dropped."""
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, comma_list, load_config
 from .data.templates import ensure_chat_template
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -315,7 +315,7 @@ def attach_adapters(model, cfg: Config):
 def _lora(model, cfg: Config):
     from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 
-    adapters = [a.strip() for a in (cfg.adapter_name_or_path or "").split(",") if a.strip()]
+    adapters = comma_list(cfg.adapter_name_or_path)
     for adapter in adapters:
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise ConfigError(
@@ -330,7 +330,7 @@ def _lora(model, cfg: Config):
     if cfg.lora_target.strip().lower() == "all":
         targets = available
     else:
-        targets = [t.strip() for t in cfg.lora_target.split(",") if t.strip()]
+        targets = comma_list(cfg.lora_target)
         missing = [t for t in targets if t not in available]
         if missing:
             raise ConfigError(
@@ -341,7 +341,7 @@ def _lora(model, cfg: Config):
     lora = LoraConfig(
         r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
         task_type=TaskType.SEQ_CLS if is_classifier else TaskType.CAUSAL_LM,
-        modules_to_save=[m.strip() for m in (cfg.additional_target or "").split(",") if m.strip()] or None,
+        modules_to_save=comma_list(cfg.additional_target) or None,
     )
     return get_peft_model(model, lora)
 
@@ -354,8 +354,8 @@ def _freeze(model, cfg: Config):
             f"freeze_trainable_layers={k} must be between 1 and {n_layers} (or -1 to -{n_layers}: the first layers)"
         )
     layer_ids = range(n_layers - k, n_layers) if k > 0 else range(-k)
-    modules = [m.strip() for m in cfg.freeze_trainable_modules.split(",") if m.strip()]
-    extra = [m.strip() for m in (cfg.freeze_extra_modules or "").split(",") if m.strip()]
+    modules = comma_list(cfg.freeze_trainable_modules)
+    extra = comma_list(cfg.freeze_extra_modules)
     trainable_any = False
     for name, param in model.named_parameters():
         in_layer = any(f".layers.{i}." in name for i in layer_ids)

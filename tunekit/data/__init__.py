@@ -23,7 +23,7 @@ def load_rows(cfg: Config, kind: str) -> datasets.DatasetDict:
         raise ValueError(f"kind must be one of {KINDS}")
     train = datasets.Dataset.from_list(_rows(cfg, cfg.datasets, kind))
     if cfg.eval_dataset:
-        evaluation = datasets.Dataset.from_list(_rows(cfg, [n.strip() for n in cfg.eval_dataset.split(",")], kind))
+        evaluation = datasets.Dataset.from_list(_rows(cfg, cfg.eval_datasets, kind))
         return datasets.DatasetDict({"train": train, "eval": evaluation})
     return _split(cfg, train)
 

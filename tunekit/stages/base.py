@@ -6,7 +6,7 @@ from dataclasses import fields
 
 import torch
 
-from ..config import Config
+from ..config import Config, comma_list
 from ..data import IGNORE_INDEX
 
 
@@ -39,7 +39,7 @@ def training_kwargs(cfg: Config, has_eval: bool) -> dict:
         gradient_checkpointing=cfg.gradient_checkpointing,
         ddp_timeout=cfg.ddp_timeout,
         deepspeed=cfg.deepspeed,
-        report_to=[r.strip() for r in cfg.report_to.split(",") if r.strip()] or "none",
+        report_to=comma_list(cfg.report_to) or "none",
         dataloader_num_workers=cfg.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
         remove_unused_columns=False,
