@@ -248,12 +248,14 @@ class PPOTrainer:
     def _indices(self, step: int) -> list[int]:
         """The prompts of a step: consecutive slices of a fresh seeded permutation per epoch (resumable)."""
         n = len(self.prompts)
+        orders: dict[int, list[int]] = {}
         out = []
         for position in range(step * self.buffer_size, (step + 1) * self.buffer_size):
             epoch, index = divmod(position, n)
-            order = list(range(n))
-            random.Random(self.cfg.seed + epoch).shuffle(order)
-            out.append(order[index])
+            if epoch not in orders:
+                orders[epoch] = list(range(n))
+                random.Random(self.cfg.seed + epoch).shuffle(orders[epoch])
+            out.append(orders[epoch][index])
         return out
 
     def _pad(self, prompts: list[list[int]], responses: list[list[int]]):
@@ -267,6 +269,13 @@ class PPOTrainer:
             mask.append([1] * len(response) + [0] * (r_len - len(response)))
         as_tensor = lambda x: torch.tensor(x, device=self.device)  # noqa: E731
         return as_tensor(ids), as_tensor(attn), as_tensor(mask).float(), p_len
+
+    def _sample(self, prompts: list[list[int]]) -> tuple[list[list[int]], list[str]]:
+        """Responses to ``prompts``, generated a per-device batch at a time: (token ids, decoded texts)."""
+        responses: list[list[int]] = []
+        for start in range(0, len(prompts), self.mini_batch):
+            responses.extend(self._generate(prompts[start: start + self.mini_batch]))
+        return responses, [self.tokenizer.decode(r, skip_special_tokens=True) for r in responses]
 
     @torch.no_grad()
     def _generate(self, prompts: list[list[int]]) -> list[list[int]]:
@@ -306,10 +315,7 @@ class PPOTrainer:
     def rollout(self, indices: list[int]) -> dict:
         """Sample, score, and compute old log-probs, reference log-probs and values for a buffer."""
         prompts = [self.prompts[i] for i in indices]
-        responses: list[list[int]] = []
-        for start in range(0, len(prompts), self.mini_batch):
-            responses.extend(self._generate(prompts[start: start + self.mini_batch]))
-        texts = [self.tokenizer.decode(r, skip_special_tokens=True) for r in responses]
+        responses, texts = self._sample(prompts)
         scores = torch.tensor([float(s) for s in self.reward_fn([self.prompt_texts[i] for i in indices], texts)],
                               device=self.device)
         raw = scores.clone()
@@ -420,11 +426,7 @@ class PPOTrainer:
     def evaluate(self) -> dict:
         """Mean reward of sampled responses to (up to 64) held-out prompts."""
         rows = list(self.eval_prompts)[:64]
-        prompts = [self._encode(row["prompt"]) for row in rows]
-        responses = []
-        for start in range(0, len(prompts), self.mini_batch):
-            responses.extend(self._generate(prompts[start: start + self.mini_batch]))
-        texts = [self.tokenizer.decode(r, skip_special_tokens=True) for r in responses]
+        _, texts = self._sample([self._encode(row["prompt"]) for row in rows])
         scores = self.reward_fn([row["prompt"][-1]["content"] for row in rows], texts)
         metrics = {"eval_reward": sum(map(float, scores)) / max(len(scores), 1)}
         self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=metrics)
