@@ -389,28 +389,24 @@ def load_for_inference(model: str, adapter: str | None = None):
     return loaded, tokenizer
 
 
-
 def load_reward_model(path: str):
     """A reward model saved by the rm stage (LoRA adapter + head, or a full model) and its tokenizer,
     ready for ``tk.score``."""
     folder = Path(path)
-    adapter = folder / "adapter_config.json"
-    if adapter.is_file():
-        base = json.loads(adapter.read_text()).get("base_model_name_or_path")
-        cfg = load_config({"model_name_or_path": base, "adapter_name_or_path": str(folder), "do_train": False,
-                           "finetuning_type": "lora"})
+    not_rm = f"reward_model={path!r} is {{}}, not a reward model; give the output_dir of a stage: rm run"
+    if (folder / "adapter_config.json").is_file():
+        adapter = json.loads((folder / "adapter_config.json").read_text())
+        if adapter.get("task_type") != "SEQ_CLS":
+            raise ConfigError(not_rm.format("an adapter of a language model"))
+        cfg = load_config({"model_name_or_path": adapter.get("base_model_name_or_path"),
+                           "adapter_name_or_path": str(folder), "do_train": False, "finetuning_type": "lora"})
     elif (folder / "config.json").is_file():
+        architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
+        if not any(a.endswith("ForSequenceClassification") for a in architectures):
+            raise ConfigError(not_rm.format("a language model"))
         cfg = load_config({"model_name_or_path": str(folder), "do_train": False, "finetuning_type": "full"})
     else:
         raise ConfigError(f"reward_model={path!r} is not the output_dir of an rm run (no adapter_config.json or config.json)")
-    if adapter.is_file() and json.loads(adapter.read_text()).get("task_type") != "SEQ_CLS":
-        raise ConfigError(f"reward_model={path!r} is an adapter of a language model, not a reward model; "
-                          "give the output_dir of a stage: rm run")
-    if not adapter.is_file():
-        architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
-        if not any(a.endswith("ForSequenceClassification") for a in architectures):
-            raise ConfigError(f"reward_model={path!r} is a language model, not a reward model; "
-                              "give the output_dir of a stage: rm run")
     model, tokenizer = load_model(cfg, head="score")
     model.eval()
     return model, tokenizer
