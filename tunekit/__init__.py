@@ -22,6 +22,7 @@ _LAZY = {
     "load_reward_model": "models", "score": "stages",
     "load_data": "stages", "train": "stages", "TrainResult": "stages", "STAGES": "stages",
     "load_rows": "data", "generate": "generation", "read_log": "callbacks", "plot_metrics": "callbacks",
+    "StopCallback": "callbacks",
 }
 __all__ = ["Config", "ConfigError", "DataError", "TunekitError", "load_config", *_LAZY]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -56,6 +57,25 @@ class LogCallback(TrainerCallback):
         self.history.append(record)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+class StopCallback(TrainerCallback):
+    """Ends training cleanly at the next optimizer step once ``stop()`` is called, from any thread
+    (a panel's Stop button, a signal handler): a checkpoint is saved there, so the run can resume."""
+
+    def __init__(self):
+        self.requested = threading.Event()
+        self.stopped_at: int | None = None
+
+    def stop(self) -> None:
+        self.requested.set()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.requested.is_set() and state.global_step < state.max_steps:
+            control.should_training_stop = True
+            control.should_save = True
+            control.should_log = True
+            self.stopped_at = state.global_step
 
 
 def _clean(value):

@@ -1,5 +1,19 @@
-"""tunekit.widgets: the ipywidgets + plotly panels (ConfigPanel, DataPanel, TrainPanel, ChatPanel).
+"""tunekit.widgets: the notebook panels, ipywidgets 8 + plotly.
 
-Installed as ``tunekit.widgets`` (pyproject maps this folder). Panels depend on tunekit, never the
-reverse, and call the same functions as the CLI. They arrive with the notebooks.
+- ``ConfigPanel``: a stage's main keys as a form; ``.config``; "Save YAML".
+- ``DataPanel``: rows as conversations and as tokens coloured by loss; a length histogram.
+- ``TrainPanel``: ``tk.train`` with a live chart, progress, the last values and a Stop button.
+- ``ChatPanel``: prompts and answers, one model or two side by side.
+- ``compare_runs``: one chart of a metric across finished runs (their ``trainer_log.jsonl``).
+
+Installed as ``tunekit.widgets`` (pyproject maps this folder): panels depend on tunekit, never
+the reverse, and call the same functions as the CLI.
 """
+
+from .chat_panel import ChatPanel
+from .compare import compare_runs
+from .config_panel import ConfigPanel
+from .data_panel import DataPanel
+from .train_panel import TrainPanel
+
+__all__ = ["ChatPanel", "ConfigPanel", "DataPanel", "TrainPanel", "compare_runs"]

@@ -38,6 +38,7 @@ class TrainResult:
     model: Any = None
     tokenizer: Any = None
     trainer: Any = None
+    stopped: bool = False  # ended before max_steps (Stop, or a callback); a checkpoint of that step exists
 
 
 def stage_module(cfg: Config):
@@ -121,6 +122,10 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
               "resume with resume_from_checkpoint: true", flush=True)
         raise
     metrics = dict(output.metrics)
+    stopped = trainer.state.global_step < trainer.state.max_steps
+    if stopped:
+        print(f"[tunekit] stopped at step {trainer.state.global_step} of {trainer.state.max_steps}; checkpoint "
+              f"saved in {cfg.output_dir}; resume with resume_from_checkpoint: true", flush=True)
     if "eval" in data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split
         metrics.update(trainer.evaluate())
     drop_reference_adapter(trainer.model)
@@ -130,4 +135,4 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     trainer.save_metrics("all", metrics)
     plots = [str(p) for p in plot_metrics(cfg.output_dir, list(stage.METRICS))] if cfg.plot_loss else []
     return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(log.path), plots=plots,
-                       model=trainer.model, tokenizer=tokenizer, trainer=trainer)
+                       model=trainer.model, tokenizer=tokenizer, trainer=trainer, stopped=stopped)

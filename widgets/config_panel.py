@@ -1,0 +1,107 @@
+"""ConfigPanel: a stage's main keys as form controls, checked as you type, saved as YAML the CLI runs.
+
+    panel = ConfigPanel("../examples/dpo_lora.yaml").show()
+    cfg = panel.config            # the validated tunekit Config (raises ConfigError while invalid)
+    panel.save("my_dpo.yaml")     # then: tunekit train my_dpo.yaml
+
+Keys the form does not show are kept as they were in the source.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import ipywidgets as widgets
+import yaml
+
+from tunekit.config import FINETUNING_TYPES, PREF_LOSSES, STAGES, Config, ConfigError, load_config
+
+from .static import StaticCopy, escape
+
+PREFERENCE_STAGES = ("dpo", "kto")
+
+
+def _controls() -> dict[str, widgets.Widget]:
+    from tunekit.data.registry import read_registry
+    from tunekit.models import ALIASES
+
+    wide = widgets.Layout(width="420px")
+    style = {"description_width": "170px"}
+    return {
+        "stage": widgets.Dropdown(options=STAGES, description="stage", style=style),
+        "model_name_or_path": widgets.Combobox(options=list(ALIASES), description="model_name_or_path",
+                                               style=style, layout=wide),
+        "dataset": widgets.Combobox(options=sorted(read_registry(None)), description="dataset", style=style,
+                                    layout=wide, placeholder="comma list of dataset_info.json names"),
+        "finetuning_type": widgets.Dropdown(options=FINETUNING_TYPES, description="finetuning_type", style=style),
+        "lora_rank": widgets.IntText(description="lora_rank", style=style),
+        "learning_rate": widgets.FloatText(description="learning_rate", style=style),
+        "max_steps": widgets.IntText(description="max_steps (-1: epochs)", style=style),
+        "per_device_train_batch_size": widgets.IntText(description="per_device_train_batch_size", style=style),
+        "cutoff_len": widgets.IntText(description="cutoff_len", style=style),
+        "pref_beta": widgets.FloatText(description="pref_beta", style=style),
+        "pref_loss": widgets.Dropdown(options=PREF_LOSSES, description="pref_loss", style=style),
+        "output_dir": widgets.Text(description="output_dir", style=style, layout=wide),
+    }
+
+
+class ConfigPanel(StaticCopy, widgets.VBox):
+    """A form over ``source`` (a YAML path, dict or ``Config``); ``overrides`` win over the source."""
+
+    def __init__(self, source: Config | str | os.PathLike | dict, **overrides):
+        start = load_config(source, **overrides)  # a bad source fails here, with its one-line message
+        self._raw = start.to_dict()
+        self.controls = _controls()
+        for key, control in self.controls.items():
+            control.value = getattr(start, key)
+            control.observe(lambda _change: self._check(), names="value")
+        self.message = widgets.HTML()
+        self.path = widgets.Text(value="my_config.yaml", description="file", layout=widgets.Layout(width="300px"))
+        self.save_button = widgets.Button(description="Save YAML", icon="save")
+        self.save_button.on_click(lambda _button: self._save_clicked())
+        super().__init__([*self.controls.values(), widgets.HBox([self.path, self.save_button]), self.message])
+        self._check()
+
+    @property
+    def config(self) -> Config:
+        """The validated config of the form's current values (raises ``ConfigError`` while invalid)."""
+        raw = dict(self._raw)
+        raw.update(raw.pop("training_args", {}))
+        raw.update({key: control.value for key, control in self.controls.items()})
+        return load_config(raw)
+
+    def save(self, path: str | os.PathLike) -> str:
+        """Write the config as YAML (the form's keys, then every other key that differ from its default)."""
+        cfg = self.config
+        data = {key: getattr(cfg, key) for key, control in self.controls.items() if control.layout.display != "none"}
+        data.update(yaml.safe_load(cfg.to_yaml()) or {})
+        Path(path).write_text(f"# tunekit train {Path(path).name}\n" + yaml.safe_dump(data, sort_keys=False),
+                              encoding="utf-8")
+        return str(path)
+
+    def _check(self) -> None:
+        stage = self.controls["stage"].value
+        self.controls["pref_beta"].layout.display = None if stage in PREFERENCE_STAGES else "none"
+        self.controls["pref_loss"].layout.display = None if stage == "dpo" else "none"
+        try:
+            cfg = self.config
+        except ConfigError as error:
+            self.message.value = f"<span style='color:#b00'>✗ {escape(error)}</span>"
+            self.save_button.disabled = True
+        else:
+            self.message.value = f"<span style='color:#2e7d32'>✓ valid {escape(cfg.stage)} config</span>"
+            self.save_button.disabled = False
+        self.refresh_static()
+
+    def _save_clicked(self) -> None:
+        path = self.save(self.path.value)
+        self.message.value = (f"saved <code>{escape(path)}</code>; run it with "
+                              f"<code>tunekit train {escape(path)}</code>")
+
+    def static_bundle(self) -> dict:
+        try:
+            text = self.config.to_yaml()
+        except ConfigError as error:
+            text = f"# invalid: {error}"
+        return {"text/html": f"<pre>{escape(text)}</pre>{self.message.value}"}

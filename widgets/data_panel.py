@@ -1,0 +1,182 @@
+"""DataPanel: look at a stage's data before training on it.
+
+    DataPanel("../examples/sft_lora.yaml").show()
+
+Browse the rows (prev / next / random / search); each is shown as a conversation and as the tokens
+the model sees, green where the token carries loss (``labels`` != -100) and grey where it is only
+context. Preference rows show chosen and rejected side by side; KTO rows their label. A histogram
+of token lengths marks ``cutoff_len`` and says how many rows it truncates.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+
+from tunekit.config import Config, load_config
+from tunekit.data import IGNORE_INDEX, chat_turns, encode_chat, load_rows
+
+from .static import StaticCopy, escape
+
+KIND = {"pt": "text", "sft": "chat", "ppo": "chat", "rm": "pairwise", "dpo": "pairwise", "kto": "unpaired"}
+LOSS_STYLE = "background:#b7ebb0"  # a token the loss is computed on
+CONTEXT_STYLE = "background:#e4e4e4;color:#555"  # a token the model only reads
+ROLE_COLOUR = {"system": "#f3e8ff", "user": "#e8f0fe", "assistant": "#e9f7ef", "tool": "#fff4e5"}
+MAX_LENGTH_ROWS = 2000  # the histogram counts at most this many rows
+
+
+class DataPanel(StaticCopy, widgets.VBox):
+    """Rows of ``config``'s data set (``split`` "train" or "eval"), as its stage will see them."""
+
+    def __init__(self, config: Config | str | dict, tokenizer=None, split: str = "train", **overrides):
+        from tunekit.models import load_tokenizer
+
+        self.config = cfg = load_config(config, **overrides)
+        self.kind = KIND[cfg.stage]
+        self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg)
+        self.rows = load_rows(cfg, self.kind)[split]
+        self.index = 0
+        self.position = widgets.HTML()
+        buttons = []
+        for label, action in (("◀ prev", lambda: self.go(self.index - 1)), ("next ▶", lambda: self.go(self.index + 1)),
+                              ("random", lambda: self.go(random.randrange(len(self.rows))))):
+            button = widgets.Button(description=label, layout=widgets.Layout(width="80px"))
+            button.on_click(lambda _b, action=action: action())
+            buttons.append(button)
+        self.prev_button, self.next_button, self.random_button = buttons
+        self.query = widgets.Text(placeholder="search the rows", layout=widgets.Layout(width="220px"))
+        self.search_button = widgets.Button(description="search", layout=widgets.Layout(width="80px"))
+        self.search_button.on_click(lambda _b: self.search(self.query.value))
+        self.query.on_submit(lambda _t: self.search(self.query.value))
+        self.view = widgets.HTML()
+        self.tokens = widgets.HTML()
+        self.lengths = [self.row_length(self.rows[i]) for i in range(min(len(self.rows), MAX_LENGTH_ROWS))]
+        self.truncated = sum(length > cfg.cutoff_len for length in self.lengths)
+        self.histogram = self._histogram()
+        self.summary = widgets.HTML(self._summary())
+        super().__init__([widgets.HBox([*buttons, self.query, self.search_button, self.position]), self.view,
+                          self.tokens, self.summary, self.histogram])
+        self.go(0)
+
+    # -- navigation ----------------------------------------------------------------------------
+
+    def go(self, index: int) -> None:
+        self.index = index % len(self.rows)
+        row = self.rows[self.index]
+        self.position.value = f"&nbsp;row {self.index + 1} of {len(self.rows)}"
+        self.view.value = self.render_row(row)
+        self.tokens.value = self.render_tokens(row)
+        self.refresh_static()
+
+    def search(self, text: str) -> bool:
+        """Go to the next row (after the current one, wrapping) that contains ``text``."""
+        needle = text.strip().lower()
+        if not needle:
+            return False
+        for step in range(1, len(self.rows) + 1):
+            index = (self.index + step) % len(self.rows)
+            if needle in json.dumps(self.rows[index], ensure_ascii=False).lower():
+                self.go(index)
+                return True
+        self.position.value = f"&nbsp;no row contains {escape(text)!s}"
+        return False
+
+    # -- what one row trains on ----------------------------------------------------------------
+
+    def encoded(self, row: dict) -> list[tuple[str, dict]]:
+        """(title, ``input_ids`` / ``labels``) of each sequence the stage builds from ``row``."""
+        cfg, tok = self.config, self.tokenizer
+        if self.kind == "text":
+            ids = tok(row["text"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+            ids = ids if cfg.use_packing else ids[: cfg.cutoff_len]
+            return [("text", {"input_ids": ids, "labels": list(ids)})]
+        if self.kind == "chat" and cfg.stage == "ppo":  # PPO trains on what the policy writes, not on the data
+            from tunekit.stages.ppo import _prompt_messages
+
+            ids = tok.apply_chat_template(_prompt_messages(row["messages"]), add_generation_prompt=True, tokenize=True,
+                                          return_dict=True)["input_ids"]
+            ids = list(ids)[-(cfg.cutoff_len - cfg.max_new_tokens):]
+            return [("prompt (the policy writes the answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]
+        if self.kind == "chat":
+            return [("conversation", encode_chat(tok, row["messages"], cfg.cutoff_len, cfg.train_on_prompt,
+                                                 cfg.mask_history))]
+        if self.kind == "pairwise":
+            return [(side, encode_chat(tok, row["prompt"] + row[side], cfg.cutoff_len)) for side in ("chosen", "rejected")]
+        return [("completion", encode_chat(tok, row["prompt"] + row["completion"], cfg.cutoff_len))]
+
+    def row_length(self, row: dict) -> int:
+        """Tokens in ``row`` before any truncation (the longer side for preference rows)."""
+        tok = self.tokenizer
+        if self.kind == "text":
+            return len(tok(row["text"], add_special_tokens=False)["input_ids"]) + 1
+        if self.kind == "chat":
+            conversations = [row["messages"]]
+        elif self.kind == "pairwise":
+            conversations = [row["prompt"] + row["chosen"], row["prompt"] + row["rejected"]]
+        else:
+            conversations = [row["prompt"] + row["completion"]]
+        return max(sum(len(p) + len(a) for p, a in chat_turns(tok, c)) for c in conversations)
+
+    def token_spans(self, row: dict | None = None) -> list[list[tuple[str, bool]]]:
+        """For each sequence of ``row`` (default: the current one): (token text, carries loss) pairs."""
+        row = self.rows[self.index] if row is None else row
+        return [[(self.tokenizer.decode([t]), label != IGNORE_INDEX) for t, label in zip(e["input_ids"], e["labels"])]
+                for _, e in self.encoded(row)]
+
+    # -- rendering -----------------------------------------------------------------------------
+
+    def render_row(self, row: dict) -> str:
+        if self.kind == "text":
+            return f"<div style='white-space:pre-wrap;max-height:220px;overflow:auto'>{escape(row['text'])}</div>"
+        if self.kind == "chat":
+            return _conversation(row["messages"])
+        if self.kind == "pairwise":
+            sides = "".join(f"<div style='flex:1;min-width:0'><b>{side}</b>{_conversation(row[side])}</div>"
+                            for side in ("chosen", "rejected"))
+            return f"{_conversation(row['prompt'])}<div style='display:flex;gap:12px'>{sides}</div>"
+        badge = ("<span style='background:#2e7d32;color:white;padding:1px 6px'>label: true (desirable)</span>"
+                 if row["label"] else
+                 "<span style='background:#c62828;color:white;padding:1px 6px'>label: false (undesirable)</span>")
+        return f"{_conversation(row['prompt'] + row['completion'])}{badge}"
+
+    def render_tokens(self, row: dict) -> str:
+        parts = []
+        for (title, _), spans in zip(self.encoded(row), self.token_spans(row)):
+            tokens = "".join(
+                f"<span class='{'tk-loss' if loss else 'tk-context'}' style='{LOSS_STYLE if loss else CONTEXT_STYLE};"
+                f"margin:0 1px;border-radius:2px'>{escape(text)}</span>" for text, loss in spans)
+            trained = sum(loss for _, loss in spans)
+            parts.append(f"<div style='flex:1;min-width:0'><small><b>{escape(title)}</b>: {len(spans)} tokens, "
+                         f"{trained} carry loss</small><div style='white-space:pre-wrap;font-family:monospace;"
+                         f"font-size:11px;max-height:240px;overflow:auto'>{tokens}</div></div>")
+        legend = (f"<small>tokens: <span style='{LOSS_STYLE}'>&nbsp;carries loss&nbsp;</span> "
+                  f"<span style='{CONTEXT_STYLE}'>&nbsp;context only&nbsp;</span></small>")
+        return f"{legend}<div style='display:flex;gap:12px'>{''.join(parts)}</div>"
+
+    def _summary(self) -> str:
+        cfg, counted = self.config, len(self.lengths)
+        if self.kind == "text" and cfg.use_packing:
+            return (f"{counted} texts, {sum(self.lengths)} tokens, packed into blocks of cutoff_len={cfg.cutoff_len}: "
+                    "nothing is cut")
+        return (f"<b>{self.truncated}</b> of {counted} rows are longer than cutoff_len={cfg.cutoff_len} and get "
+                f"truncated; the longest has {max(self.lengths)} tokens")
+
+    def _histogram(self) -> go.FigureWidget:
+        figure = go.FigureWidget(go.Histogram(x=self.lengths, nbinsx=40, name="rows"))
+        figure.add_vline(x=self.config.cutoff_len, line_dash="dash", line_color="red",
+                         annotation_text=f"cutoff_len={self.config.cutoff_len}")
+        figure.update_layout(height=240, margin=dict(l=40, r=10, t=30, b=30), title="tokens per row",
+                             xaxis_title="tokens", yaxis_title="rows", bargap=0.05)
+        return figure
+
+    def static_bundle(self) -> dict:
+        return {"text/html": f"<div>{self.position.value}{self.view.value}{self.tokens.value}{self.summary.value}</div>"}
+
+
+def _conversation(messages: list[dict]) -> str:
+    return "".join(
+        f"<div style='background:{ROLE_COLOUR.get(m['role'], '#eee')};padding:4px 8px;margin:3px 0;border-radius:6px;"
+        f"white-space:pre-wrap'><b>{escape(m['role'])}</b>: {escape(m['content'])}</div>" for m in messages)

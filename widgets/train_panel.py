@@ -1,0 +1,201 @@
+"""TrainPanel: ``tk.train`` with a live chart, a progress bar, the last logged values and a Stop button.
+
+    panel = TrainPanel("../examples/sft_lora.yaml", max_steps=30)
+    result = panel.run()          # shows the panel in this cell and trains; returns tk.TrainResult
+
+Stop ends training at the next optimizer step, saves a checkpoint there (resume it with
+``resume_from_checkpoint: true``) and still returns the model. In JupyterLab 4.4+ with ipykernel 7
+the click reaches the kernel while the cell runs (widget messages go to a subshell); where it
+cannot, the kernel's interrupt button does the same clean stop (a second interrupt aborts at once).
+The chart and the labels are redrawn at most every ``refresh`` seconds, so they cost training nothing
+measurable; everything logged is kept in ``panel.history``.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import ipywidgets as widgets
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+from transformers import TrainerCallback
+
+from tunekit.callbacks import StopCallback
+from tunekit.config import Config, TunekitError, load_config
+
+from .static import StaticCopy, escape, png_chart
+
+LOSS_KEYS = ("loss", "eval_loss")
+STAGE_KEYS = {  # what each stage's second chart shows (the keys its trainer logs)
+    "pt": ("grad_norm",),
+    "sft": ("mean_token_accuracy", "eval_mean_token_accuracy"),
+    "rm": ("accuracy", "margin", "eval_accuracy"),
+    "dpo": ("rewards/accuracies", "rewards/margins", "eval_rewards/margins"),
+    "kto": ("rewards/margins", "kl", "eval_rewards/margins"),
+    "ppo": ("reward", "kl", "eval_reward"),
+}
+
+_NOT_SHOWN = ("step", "epoch", "num_tokens", "total_flos")
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class TrainPanel(StaticCopy, widgets.VBox):
+    """Train ``config`` (a YAML path, dict or ``Config``; ``overrides`` win) and watch it."""
+
+    def __init__(self, config: Config | str | dict, *, callbacks: list | None = None, reward_fn=None,
+                 refresh: float = 1.0, **overrides):
+        self.config = load_config(config, **overrides)
+        self.callbacks = list(callbacks or [])
+        self.reward_fn = reward_fn
+        self.refresh = refresh
+        self.history: list[dict] = []
+        self.result = None
+        self.stopper = StopCallback()
+        cfg = self.config
+        self.title = widgets.HTML(
+            f"<b>{escape(cfg.stage)}</b> · {escape(cfg.model_name_or_path)} · {escape(cfg.finetuning_type)} "
+            f"→ <code>{escape(cfg.output_dir)}</code>")
+        self.progress = widgets.IntProgress(value=0, min=0, max=max(1, cfg.max_steps), description="step",
+                                            layout=widgets.Layout(width="50%"))
+        self.status = widgets.HTML("ready: <code>panel.run()</code> trains")
+        self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
+                                          tooltip="end training at the next step and save a checkpoint")
+        self.stop_button.on_click(lambda _button: self.stop())
+        self.values = widgets.HTML()
+        self.stage_keys = STAGE_KEYS.get(cfg.stage, ())
+        self.figure = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=("loss", f"{cfg.stage} metrics")))
+        for column, keys in ((1, LOSS_KEYS), (2, self.stage_keys)):
+            for key in keys:
+                self.figure.add_scatter(x=[], y=[], name=key, mode="lines+markers", row=1, col=column)
+        self.figure.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30), legend=dict(orientation="h"))
+        self.figure.update_xaxes(title_text="step")
+        super().__init__([self.title, widgets.HBox([self.progress, self.stop_button]), self.status,
+                          self.figure, self.values])
+        self._follower = _Follow(self)
+        self._drawn = 0.0
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """End training at the next optimizer step (safe to call from any thread)."""
+        self.stopper.stop()
+        self.stop_button.disabled = True
+        self.stop_button.description = "Stopping…"
+
+    def run(self, show: bool = True):
+        """Show the panel (unless ``show=False``), train, and return the ``tk.TrainResult``."""
+        from tunekit.stages import train
+
+        if show:
+            self.show()
+        self.stopper = StopCallback()
+        self.history, self.result = [], None
+        with self.figure.batch_update():
+            for trace in self.figure.data:
+                trace.x, trace.y = [], []
+        self.stop_button.disabled, self.stop_button.description = False, "Stop"
+        self.status.value = "loading the data and the model…"
+        restore = self._catch_interrupt()
+        try:
+            self.result = train(self.config, [self._follower, self.stopper, *self.callbacks], reward_fn=self.reward_fn)
+        except TunekitError as error:
+            self.status.value = f"<span style='color:#b00'>{escape(error)}</span>"
+            raise
+        except KeyboardInterrupt:
+            self.status.value = "aborted; the last step's checkpoint is in the output folder"
+            raise
+        finally:
+            restore()
+            self.stop_button.disabled = True
+            self.draw(force=True)
+            self.refresh_static()
+        state = self.result.trainer.state
+        word = "stopped" if self.result.stopped else "done"
+        self.status.value = (f"<b>{word}</b> at step {state.global_step} of {state.max_steps} · "
+                             f"{_clock(time.time() - self._follower.started)} · saved in "
+                             f"<code>{escape(self.result.output_dir)}</code>")
+        self.refresh_static()
+        return self.result
+
+    def _catch_interrupt(self):
+        """While training, the kernel's interrupt (SIGINT) asks for a clean stop; a second one aborts."""
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def on_interrupt(signum, frame):
+            if self.stopper.requested.is_set():
+                raise KeyboardInterrupt
+            self.stop()
+            self.status.value = "stopping at the end of this step (interrupt again to abort at once)…"
+
+        signal.signal(signal.SIGINT, on_interrupt)
+        return lambda: signal.signal(signal.SIGINT, previous)
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def series(self, key: str) -> tuple[list, list]:
+        points = [(r["step"], r[key]) for r in self.history if isinstance(r.get(key), (int, float))]
+        return [s for s, _ in points], [v for _, v in points]
+
+    def draw(self, force: bool = False) -> None:
+        """Push the logged points to the chart and the table (at most every ``refresh`` seconds)."""
+        now = time.monotonic()
+        if not force and now - self._drawn < self.refresh:
+            return
+        self._drawn = now
+        with self.figure.batch_update():
+            for trace in self.figure.data:
+                trace.x, trace.y = self.series(trace.name)
+        logged = [r for r in self.history if not any(k.startswith("train_") for k in r)]  # not the run summary
+        if logged:
+            cells = "".join(f"<td style='padding:0 8px'><b>{escape(k)}</b><br>{v:.4g}</td>"
+                            for k, v in logged[-1].items() if isinstance(v, (int, float)) and k not in _NOT_SHOWN)
+            self.values.value = f"<table><tr><td>last logged:</td>{cells}</tr></table>"
+
+    def static_bundle(self) -> dict:
+        chart = png_chart({"loss": {k: self.series(k) for k in LOSS_KEYS},
+                           f"{self.config.stage} metrics": {k: self.series(k) for k in self.stage_keys}},
+                          f"{self.config.stage} · {self.config.output_dir}")
+        image = f"<img src='data:image/png;base64,{chart}'/>" if chart else ""
+        return {"text/html": f"<div>{self.title.value}<br>{self.status.value}<br>{image}{self.values.value}</div>"}
+
+
+class _Follow(TrainerCallback):
+    """Feeds the panel: progress on every step, chart points on every log."""
+
+    def __init__(self, panel: TrainPanel):
+        self.panel = panel
+        self.started = time.time()
+        self.first_step = 0
+        self.shown = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started, self.first_step = time.time(), state.global_step
+        self.panel.progress.max = max(1, state.max_steps)
+        self.panel.progress.value = state.global_step
+        self.panel.status.value = f"training: step {state.global_step} of {state.max_steps}"
+
+    def on_step_end(self, args, state, control, **kwargs):
+        now = time.monotonic()
+        if now - self.shown < self.panel.refresh and state.global_step < state.max_steps:
+            return
+        self.shown = now
+        panel, elapsed = self.panel, time.time() - self.started
+        done = state.global_step - self.first_step
+        left = elapsed / done * (state.max_steps - state.global_step) if done else 0
+        panel.progress.value = state.global_step
+        if not panel.stopper.requested.is_set():
+            panel.status.value = (f"training: step {state.global_step} of {state.max_steps} · {_clock(elapsed)} "
+                                  f"elapsed · about {_clock(left)} left")
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs:
+            self.panel.history.append({"step": state.global_step, **logs})
+            self.panel.draw()
