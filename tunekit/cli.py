@@ -56,21 +56,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-def _quiet_loading() -> None:
-    """No weight-loading or data-mapping progress bars on the terminal (training keeps its own)."""
-    import datasets
-    import transformers
-
-    transformers.utils.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-
-
 def _train(args) -> int:
     from . import load_config, train
     from .callbacks import read_log
+    from .models import quiet_loading
 
     cfg = load_config(args.config, *args.overrides)
-    _quiet_loading()
+    quiet_loading()
     result = train(cfg)
     losses = [r["loss"] for r in read_log(result.log_path) if isinstance(r.get("loss"), (int, float))]
     if losses:
@@ -99,7 +91,7 @@ def _base_of(adapter: str) -> str:
 
 def _chat(args) -> int:
     from .generation import generate
-    from .models import load_for_inference
+    from .models import load_for_inference, quiet_loading
 
     if args.config is not None:
         from .config import load_config
@@ -108,7 +100,7 @@ def _chat(args) -> int:
         args.model = args.model or cfg.model_name_or_path
         args.adapter = args.adapter or cfg.adapter_name_or_path
     model_name = args.model or (_base_of(args.adapter) if args.adapter else "smollm2-135m-instruct")
-    _quiet_loading()
+    quiet_loading()
     model, tokenizer = load_for_inference(model_name, args.adapter)
     options = dict(max_new_tokens=args.max_new_tokens, temperature=args.temperature, top_p=args.top_p,
                    top_k=args.top_k, system=args.system)
@@ -130,13 +122,14 @@ def _chat(args) -> int:
 def _export(args) -> int:
     from . import load_config
     from .export import export
+    from .models import quiet_loading
 
     extra = {k: v for k, v in (("model_name_or_path", args.model), ("adapter_name_or_path", args.adapter),
                                 ("export_dir", args.export_dir)) if v}
     if args.config is None and args.adapter and not args.model:
         extra["model_name_or_path"] = _base_of(args.adapter)
     cfg = load_config(args.config, *args.overrides, do_train=False, **extra)
-    _quiet_loading()
+    quiet_loading()
     path = export(cfg)
     print(f"[tunekit] exported a standalone model to {path}")
     return 0

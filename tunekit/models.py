@@ -237,6 +237,15 @@ def _build_tiny(folder: Path, corpus: list[str]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def quiet_loading() -> None:
+    """No weight-loading or data-mapping progress bars (the CLI and the panels show progress themselves)."""
+    import datasets
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    datasets.disable_progress_bars()
+
+
 def _as_config(cfg: Config | str | dict) -> Config:
     """A ``Config`` from a config, a dict, or a bare model name (loaded as it is, no adapter)."""
     if isinstance(cfg, Config):
@@ -407,6 +416,13 @@ def load_reward_model(path: str):
         cfg = load_config({"model_name_or_path": str(folder), "do_train": False, "finetuning_type": "full"})
     else:
         raise ConfigError(f"reward_model={path!r} is not the output_dir of an rm run (no adapter_config.json or config.json)")
-    model, tokenizer = load_model(cfg, head="score")
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the base's "score.weight MISSING" report: the adapter brings the head
+    try:
+        model, tokenizer = load_model(cfg, head="score")
+    finally:
+        hf_logging.set_verbosity(level)
     model.eval()
     return model, tokenizer

@@ -10,6 +10,8 @@ Installed as ``tunekit.widgets`` (pyproject maps this folder): panels depend on 
 the reverse, and call the same functions as the CLI.
 """
 
+from tunekit.models import quiet_loading
+
 from .chat_panel import ChatPanel
 from .compare import compare_runs
 from .config_panel import ConfigPanel
@@ -17,3 +19,5 @@ from .data_panel import DataPanel
 from .train_panel import TrainPanel
 
 __all__ = ["ChatPanel", "ConfigPanel", "DataPanel", "TrainPanel", "compare_runs"]
+
+quiet_loading()  # in a notebook the loading bars would each be a widget of their own; the panels show progress

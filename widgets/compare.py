@@ -1,18 +1,36 @@
-"""compare_runs: one plotly chart of the same metric across finished runs (e.g. dpo vs orpo vs simpo)."""
+"""compare_runs: one chart of the same metric across finished runs (e.g. dpo vs orpo vs simpo)."""
 
 from __future__ import annotations
 
+import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from tunekit.callbacks import read_log
 
+from .static import StaticCopy, png_chart
 
-def compare_runs(runs: dict[str, str], key: str = "loss", title: str | None = None) -> go.Figure:
-    """``runs`` maps a label to an output folder; returns a figure with one line per run."""
-    figure = go.Figure()
-    for label, output_dir in runs.items():
-        points = [(r["step"], r[key]) for r in read_log(output_dir) if isinstance(r.get(key), (int, float))]
-        figure.add_scatter(x=[s for s, _ in points], y=[v for _, v in points], name=label, mode="lines+markers")
-    figure.update_layout(title=title or key, xaxis_title="step", yaxis_title=key, height=320,
-                         margin=dict(l=40, r=10, t=40, b=30))
-    return figure
+
+class RunsChart(StaticCopy, widgets.VBox):
+    """A plotly chart of ``key`` with one line per run (``runs``: label -> output folder)."""
+
+    def __init__(self, runs: dict[str, str], key: str = "loss", title: str | None = None):
+        self.key, self.title = key, title or key
+        self.series = {}
+        for label, output_dir in runs.items():
+            points = [(r["step"], r[key]) for r in read_log(output_dir) if isinstance(r.get(key), (int, float))]
+            self.series[label] = ([s for s, _ in points], [v for _, v in points])
+        self.figure = go.FigureWidget()
+        for label, (steps, values) in self.series.items():
+            self.figure.add_scatter(x=steps, y=values, name=label, mode="lines+markers")
+        self.figure.update_layout(title=self.title, xaxis_title="step", yaxis_title=key, height=320,
+                                  margin=dict(l=40, r=10, t=40, b=30))
+        super().__init__([self.figure])
+
+    def static_bundle(self) -> dict:
+        chart = png_chart({self.key: self.series}, self.title)
+        return {"text/html": f"<img src='data:image/png;base64,{chart}'/>" if chart else f"<p>no {self.key} logged</p>"}
+
+
+def compare_runs(runs: dict[str, str], key: str = "loss", title: str | None = None) -> RunsChart:
+    """``runs`` maps a label to an output folder; ``.show()`` the result, or read ``.series``."""
+    return RunsChart(runs, key, title)

@@ -47,10 +47,11 @@ class DataPanel(StaticCopy, widgets.VBox):
             button.on_click(lambda _b, action=action: action())
             buttons.append(button)
         self.prev_button, self.next_button, self.random_button = buttons
-        self.query = widgets.Text(placeholder="search the rows", layout=widgets.Layout(width="220px"))
+        self.query = widgets.Text(placeholder="search the rows", continuous_update=False,
+                                  layout=widgets.Layout(width="220px"))
         self.search_button = widgets.Button(description="search", layout=widgets.Layout(width="80px"))
         self.search_button.on_click(lambda _b: self.search(self.query.value))
-        self.query.on_submit(lambda _t: self.search(self.query.value))
+        self.query.observe(lambda change: self.search(change["new"]), names="value")  # on Enter
         self.view = widgets.HTML()
         self.tokens = widgets.HTML()
         self.lengths = [self.row_length(self.rows[i]) for i in range(min(len(self.rows), MAX_LENGTH_ROWS))]

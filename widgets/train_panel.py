@@ -103,7 +103,9 @@ class TrainPanel(StaticCopy, widgets.VBox):
         self.status.value = "loading the data and the model…"
         restore = self._catch_interrupt()
         try:
-            self.result = train(self.config, [self._follower, self.stopper, *self.callbacks], reward_fn=self.reward_fn)
+            # disable_tqdm: the panel is the progress bar (transformers would add its own HTML table)
+            self.result = train(self.config, [self._follower, self.stopper, *self.callbacks], reward_fn=self.reward_fn,
+                                disable_tqdm=True)
         except TunekitError as error:
             self.status.value = f"<span style='color:#b00'>{escape(error)}</span>"
             raise

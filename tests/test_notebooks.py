@@ -1,0 +1,73 @@
+"""Every notebook runs headless, top to bottom, in smoke mode (TUNEKIT_SMOKE=1: the tiny model, two steps).
+
+They run in order in one folder, as a workshop would: 04_ppo finds 03's reward model, 05_dpo 02's adapter.
+"""
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from conftest import ROOT
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NAMES = ["00_quickstart", "01_pretrain", "02_sft", "03_reward_model", "04_ppo", "05_dpo", "06_kto"]
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(scope="module")
+def workshop(tmp_path_factory):
+    return tmp_path_factory.mktemp("workshop")
+
+
+def test_there_is_one_notebook_per_stage():
+    assert [path.stem for path in NOTEBOOKS] == NAMES
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_has_a_parameters_cell_and_no_stored_outputs(path):
+    notebook = nbformat.read(path, as_version=4)
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and "SMOKE" in tagged[0].source and "MAX_STEPS" in tagged[0].source
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")  # committed clean
+    assert notebook.cells[0].cell_type == "markdown" and len(notebook.cells[0].source) > 300  # says what it is for
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_in_smoke_mode(path, workshop, monkeypatch):
+    monkeypatch.setenv("TUNEKIT_SMOKE", "1")
+    notebook = nbformat.read(path, as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(workshop)}}).execute()  # raises on any cell error
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    views = [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
+    assert len(views) >= 3  # at least the config, data and train panels
+    assert notebook.metadata["widgets"]  # widget state is saved with the notebook
+    # a static copy for viewers without widgets: the training chart as a picture
+    assert any("data:image/png;base64" in o["data"].get("text/html", "") for o in views)
+    saved = yaml_of(workshop, path.stem)
+    assert saved["model_name_or_path"] == "tiny-random-llama"
+    text = "".join(o.get("text", "") for o in outputs)
+    assert f"tunekit train saves/{path.stem}.yaml" in text  # ends with the CLI line that reproduces the run
+    run = workshop / "saves" / path.stem
+    assert (run / "trainer_log.jsonl").is_file()
+    records = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines()]
+    assert records[-1]["step"] == 2
+
+
+def yaml_of(folder: Path, stem: str) -> dict:
+    import yaml
+
+    return yaml.safe_load((folder / "saves" / f"{stem}.yaml").read_text())
+
+
+def test_ppo_notebook_builds_a_small_reward_model_when_03_was_not_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUNEKIT_SMOKE", "1")
+    notebook = nbformat.read(ROOT / "notebooks" / "04_ppo.ipynb", as_version=4)
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+    assert "run 03_reward_model.ipynb first" in text
+    assert (tmp_path / "saves" / "03_reward_model" / "adapter_config.json").is_file()
