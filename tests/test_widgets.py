@@ -12,7 +12,7 @@ from transformers import TrainerCallback
 import tunekit as tk
 from tunekit.widgets import ChatPanel, ConfigPanel, DataPanel, TrainPanel, compare_runs
 
-from conftest import ROOT
+from conftest import ROOT, run_cli
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
@@ -190,6 +190,15 @@ def test_config_panel_round_trips_yaml(tmp_path):
     assert saved.lr_scheduler_type == "cosine"  # a key the form does not show is kept
     assert yaml.safe_load((tmp_path / "mine.yaml").read_text())["model_name_or_path"] == "smollm2-135m-instruct"
     assert "tunekit train" in panel.message.value
+
+
+def test_yaml_saved_by_the_config_panel_runs_in_the_cli(tiny, tmp_path):
+    panel = ConfigPanel(tiny)
+    panel.controls["max_steps"].value = 3
+    path = panel.save(tmp_path / "from_panel.yaml")
+    done = run_cli("train", path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert tk.read_log(tiny["output_dir"])[-1]["step"] == 3
 
 
 def test_config_panel_shows_errors_inline_and_blocks_saving(tiny):

@@ -72,13 +72,16 @@ class ConfigPanel(StaticCopy, widgets.VBox):
         return load_config(raw)
 
     def save(self, path: str | os.PathLike) -> str:
-        """Write the config as YAML (the form's keys, then every other key that differ from its default)."""
+        """Write the config as YAML (the form's keys, then every other key that differs from its default)."""
+        Path(path).write_text(f"# tunekit train {Path(path).name}\n" + self.yaml(), encoding="utf-8")
+        return str(path)
+
+    def yaml(self) -> str:
+        """The YAML that ``save`` writes (raises ``ConfigError`` while the form is invalid)."""
         cfg = self.config
         data = {key: getattr(cfg, key) for key, control in self.controls.items() if control.layout.display != "none"}
         data.update(yaml.safe_load(cfg.to_yaml()) or {})
-        Path(path).write_text(f"# tunekit train {Path(path).name}\n" + yaml.safe_dump(data, sort_keys=False),
-                              encoding="utf-8")
-        return str(path)
+        return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
     def _check(self) -> None:
         stage = self.controls["stage"].value
@@ -101,7 +104,7 @@ class ConfigPanel(StaticCopy, widgets.VBox):
 
     def static_bundle(self) -> dict:
         try:
-            text = self.config.to_yaml()
+            text = self.yaml()
         except ConfigError as error:
             text = f"# invalid: {error}"
         return {"text/html": f"<pre>{escape(text)}</pre>{self.message.value}"}

@@ -37,7 +37,7 @@ STAGE_KEYS = {  # what each stage's second chart shows (the keys its trainer log
     "ppo": ("reward", "kl", "eval_reward"),
 }
 
-_NOT_SHOWN = ("step", "epoch", "num_tokens", "total_flos")
+_NOT_SHOWN = ("step", "epoch", "total_flos", "train_loss")
 
 
 def _clock(seconds: float) -> str:
@@ -73,7 +73,8 @@ class TrainPanel(StaticCopy, widgets.VBox):
         for column, keys in ((1, LOSS_KEYS), (2, self.stage_keys)):
             for key in keys:
                 self.figure.add_scatter(x=[], y=[], name=key, mode="lines+markers", row=1, col=column)
-        self.figure.update_layout(height=320, margin=dict(l=40, r=10, t=30, b=30), legend=dict(orientation="h"))
+        self.figure.update_layout(height=340, margin=dict(l=40, r=10, t=30, b=40),
+                                  legend=dict(orientation="h", y=-0.25))
         self.figure.update_xaxes(title_text="step")
         super().__init__([self.title, widgets.HBox([self.progress, self.stop_button]), self.status,
                           self.figure, self.values])
@@ -100,29 +101,29 @@ class TrainPanel(StaticCopy, widgets.VBox):
             for trace in self.figure.data:
                 trace.x, trace.y = [], []
         self.stop_button.disabled, self.stop_button.description = False, "Stop"
+        _answer_clicks_while_busy(self.stop_button)
         self.status.value = "loading the data and the model…"
         restore = self._catch_interrupt()
         try:
-            # disable_tqdm: the panel is the progress bar (transformers would add its own HTML table)
             self.result = train(self.config, [self._follower, self.stopper, *self.callbacks], reward_fn=self.reward_fn,
-                                disable_tqdm=True)
+                                progress=False)  # the panel is the progress bar
+            state = self.result.trainer.state
+            self.progress.value = state.global_step
+            self.status.value = (f"<b>{'stopped' if self.result.stopped else 'done'}</b> at step {state.global_step} "
+                                 f"of {state.max_steps} · {_clock(time.time() - self._follower.started)} · saved in "
+                                 f"<code>{escape(self.result.output_dir)}</code>")
         except TunekitError as error:
             self.status.value = f"<span style='color:#b00'>{escape(error)}</span>"
             raise
         except KeyboardInterrupt:
-            self.status.value = "aborted; the last step's checkpoint is in the output folder"
+            self.status.value = ("aborted; if training had started, the last finished step's checkpoint is in "
+                                 f"<code>{escape(self.config.output_dir)}</code>")
             raise
         finally:
             restore()
-            self.stop_button.disabled = True
+            self.stop_button.disabled, self.stop_button.description = True, "Stop"
             self.draw(force=True)
             self.refresh_static()
-        state = self.result.trainer.state
-        word = "stopped" if self.result.stopped else "done"
-        self.status.value = (f"<b>{word}</b> at step {state.global_step} of {state.max_steps} · "
-                             f"{_clock(time.time() - self._follower.started)} · saved in "
-                             f"<code>{escape(self.result.output_dir)}</code>")
-        self.refresh_static()
         return self.result
 
     def _catch_interrupt(self):
@@ -155,10 +156,13 @@ class TrainPanel(StaticCopy, widgets.VBox):
         with self.figure.batch_update():
             for trace in self.figure.data:
                 trace.x, trace.y = self.series(trace.name)
-        logged = [r for r in self.history if not any(k.startswith("train_") for k in r)]  # not the run summary
-        if logged:
-            cells = "".join(f"<td style='padding:0 8px'><b>{escape(k)}</b><br>{v:.4g}</td>"
-                            for k, v in logged[-1].items() if isinstance(v, (int, float)) and k not in _NOT_SHOWN)
+        shown: dict = {}
+        for record in self.history:  # the latest training values, then the latest evaluation's
+            if "loss" in record or any(k.startswith("eval_") for k in record):
+                shown.update({k: v for k, v in record.items() if isinstance(v, (int, float)) and k not in _NOT_SHOWN
+                              and not k.endswith(("_runtime", "_per_second", "num_tokens"))})
+        if shown:
+            cells = "".join(f"<td style='padding:0 8px'><b>{escape(k)}</b><br>{v:.4g}</td>" for k, v in shown.items())
             self.values.value = f"<table><tr><td>last logged:</td>{cells}</tr></table>"
 
     def static_bundle(self) -> dict:
@@ -167,6 +171,20 @@ class TrainPanel(StaticCopy, widgets.VBox):
                           f"{self.config.stage} · {self.config.output_dir}")
         image = f"<img src='data:image/png;base64,{chart}'/>" if chart else ""
         return {"text/html": f"<div>{self.title.value}<br>{self.status.value}<br>{image}{self.values.value}</div>"}
+
+
+def _answer_clicks_while_busy(button: widgets.Button) -> None:
+    """Let the button's clicks run while this cell is still training.
+
+    JupyterLab 4.4+ sends widget messages on a kernel subshell, which ipykernel 7 runs on its own
+    thread even while the main shell is busy. But ipykernel 7.4 routes a comm's incoming messages
+    to the shell that last *sent* on it (here the busy main shell, which just enabled the button),
+    unless the comm has no such record. Dropping the record lets the frontend's subshell choice
+    stand; on kernels without subshells nothing changes and the interrupt button is the way to stop.
+    """
+    comm = getattr(button, "comm", None)
+    if comm is not None and "_reply_subshell_id" in vars(comm):
+        del comm._reply_subshell_id
 
 
 class _Follow(TrainerCallback):

@@ -84,11 +84,13 @@ def _clear_outputs(output_dir: str) -> None:
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
-def train(config: Config | str | dict, callbacks: list | None = None, *, reward_fn=None, **overrides) -> TrainResult:
+def train(config: Config | str | dict, callbacks: list | None = None, *, reward_fn=None, progress: bool = True,
+          **overrides) -> TrainResult:
     """Train ``config``'s stage end to end and save everything into ``output_dir``.
 
     ``callbacks`` are transformers ``TrainerCallback``s (panels use them to follow training).
     ``reward_fn`` (ppo with ``reward_model_type: function``): ``(prompts, responses) -> list of floats``.
+    ``progress=False`` drops transformers' own progress bar and printed logs (a panel shows its own).
     Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
     """
     cfg = load_config(config, **overrides)  # a copy: hardware fallbacks below never change the caller's config
@@ -112,6 +114,12 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
         _clear_outputs(cfg.output_dir)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(resume) if resume else 0)
     trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])], **extra)
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from transformers.utils.notebook import NotebookProgressCallback
+
+        for kind in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
+            trainer.callback_handler.remove_callback(kind)
     print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
           f"{len(data['train'])} training rows", flush=True)
     try:
