@@ -4,7 +4,7 @@
     .venv/bin/python bench/panel_overhead.py --model smollm2-135m-instruct --steps 20
 
 Runs the same SFT config alternately with plain ``tk.train`` and with ``TrainPanel(...).run()``,
-``--repeats`` times each, and prints the median ``train_runtime`` of each and their ratio.
+``--repeats`` times each after one short warm-up run, and prints the median ``train_runtime`` of each and their ratio.
 """
 
 import argparse
@@ -26,6 +26,7 @@ def main() -> None:
         config = {"model_name_or_path": args.model, "stage": "sft", "dataset": "identity", "cutoff_len": 128,
                   "per_device_train_batch_size": 4, "max_steps": args.steps, "logging_steps": 1, "save_steps": 10**6,
                   "learning_rate": 1e-4, "output_dir": folder, "overwrite_output_dir": True, "report_to": "none"}
+        tk.train(config, progress=False, max_steps=min(5, args.steps))  # warm-up: first-run costs count for neither
         plain, panel = [], []
         for _ in range(args.repeats):
             plain.append(tk.train(config, progress=False).metrics["train_runtime"])

@@ -154,3 +154,10 @@ def test_val_size_gives_eval_loss_in_metrics_and_log(tiny):
     assert any("eval_loss" in r for r in tk.read_log(result.log_path))
     separate = tk.load_rows(tk.load_config({**tiny, "eval_dataset": "alpaca_en_demo", "max_samples": 7}), "chat")
     assert len(separate["train"]) == 7 and len(separate["eval"]) == 7
+
+
+def test_no_second_final_evaluation_when_eval_steps_just_ran_one(tiny):
+    result = tk.train(tiny, val_size=0.1, eval_strategy="steps", eval_steps=2, max_steps=4)
+    evals = [r["step"] for r in tk.read_log(result.log_path) if "eval_loss" in r]
+    assert evals == [2, 4]
+    assert result.metrics["eval_loss"] > 0

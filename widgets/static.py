@@ -11,6 +11,7 @@ import base64
 import html
 import io
 
+from IPython import get_ipython
 from IPython.display import display
 
 
@@ -28,8 +29,10 @@ class StaticCopy:
         return bundle
 
     def show(self):
-        """Display the panel in the current cell, keeping a handle to refresh its static copy."""
-        self._handle = display(self, display_id=True)
+        """Display the panel in the current cell, keeping a handle to refresh its static copy.
+        Outside IPython (a plain script) there is nothing to show it in, and this does nothing."""
+        if get_ipython() is not None:
+            self._handle = display(self, display_id=True)
         return self
 
     def refresh_static(self) -> None:

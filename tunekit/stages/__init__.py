@@ -134,8 +134,10 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     if stopped:
         print(f"[tunekit] stopped at step {trainer.state.global_step} of {trainer.state.max_steps}; checkpoint "
               f"saved in {cfg.output_dir}; resume with resume_from_checkpoint: true", flush=True)
-    if "eval" in data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split
-        metrics.update(trainer.evaluate())
+    if "eval" in data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split ...
+        done = [r for r in trainer.state.log_history if "eval_loss" in r and r.get("step") == trainer.state.global_step]
+        # ... unless eval_steps has just run one at this very step
+        metrics.update({k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate())
     drop_reference_adapter(trainer.model)
     trainer.save_model(cfg.output_dir)
     tokenizer.save_pretrained(cfg.output_dir)
