@@ -65,7 +65,6 @@ class StopCallback(TrainerCallback):
 
     def __init__(self):
         self.requested = threading.Event()
-        self.stopped_at: int | None = None
 
     def stop(self) -> None:
         self.requested.set()
@@ -75,7 +74,6 @@ class StopCallback(TrainerCallback):
             control.should_training_stop = True
             control.should_save = True
             control.should_log = True
-            self.stopped_at = state.global_step
 
 
 def _clean(value):

@@ -124,8 +124,11 @@ class DataPanel(StaticCopy, widgets.VBox):
     def token_spans(self, row: dict | None = None) -> list[list[tuple[str, bool]]]:
         """For each sequence of ``row`` (default: the current one): (token text, carries loss) pairs."""
         row = self.rows[self.index] if row is None else row
-        return [[(self.tokenizer.decode([t]), label != IGNORE_INDEX) for t, label in zip(e["input_ids"], e["labels"])]
-                for _, e in self.encoded(row)]
+        return [self._spans(encoded) for _, encoded in self.encoded(row)]
+
+    def _spans(self, encoded: dict) -> list[tuple[str, bool]]:
+        return [(self.tokenizer.decode([t]), label != IGNORE_INDEX)
+                for t, label in zip(encoded["input_ids"], encoded["labels"])]
 
     # -- rendering -----------------------------------------------------------------------------
 
@@ -145,7 +148,8 @@ class DataPanel(StaticCopy, widgets.VBox):
 
     def render_tokens(self, row: dict) -> str:
         parts = []
-        for (title, _), spans in zip(self.encoded(row), self.token_spans(row)):
+        for title, encoded in self.encoded(row):
+            spans = self._spans(encoded)
             tokens = "".join(
                 f"<span class='{'tk-loss' if loss else 'tk-context'}' style='{LOSS_STYLE if loss else CONTEXT_STYLE};"
                 f"margin:0 1px;border-radius:2px'>{escape(text)}</span>" for text, loss in spans)
