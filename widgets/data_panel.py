@@ -95,11 +95,9 @@ class DataPanel(StaticCopy, widgets.VBox):
             ids = ids if cfg.use_packing else ids[: cfg.cutoff_len]
             return [("text", {"input_ids": ids, "labels": list(ids)})]
         if self.kind == "chat" and cfg.stage == "ppo":  # PPO trains on what the policy writes, not on the data
-            from tunekit.stages.ppo import _prompt_messages
+            from tunekit.stages.ppo import _prompt_messages, encode_prompt
 
-            ids = tok.apply_chat_template(_prompt_messages(row["messages"]), add_generation_prompt=True, tokenize=True,
-                                          return_dict=True)["input_ids"]
-            ids = list(ids)[-(cfg.cutoff_len - cfg.max_new_tokens):]
+            ids = encode_prompt(tok, _prompt_messages(row["messages"]), cfg)
             return [("prompt (the policy writes the answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]
         if self.kind == "chat":
             return [("conversation", encode_chat(tok, row["messages"], cfg.cutoff_len, cfg.train_on_prompt,

@@ -160,6 +160,14 @@ def _prompt_messages(messages: list[dict]) -> list[dict]:
     return messages[: last_user + 1]
 
 
+def encode_prompt(tokenizer, messages: list[dict], cfg: Config) -> list[int]:
+    """The token ids the policy continues from: the chat template with the generation prompt, cut
+    from the left to ``cutoff_len - max_new_tokens`` (the end holds the question)."""
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
+                                        return_dict=True)["input_ids"]
+    return list(ids)[-(cfg.cutoff_len - cfg.max_new_tokens):]
+
+
 def reward_function(cfg: Config, reward_fn=None):
     """``(prompts, responses) -> list of floats`` from ``reward_fn``, ``module:function`` or an rm folder."""
     if reward_fn is not None:
@@ -241,9 +249,7 @@ class PPOTrainer:
     # --- rollouts --------------------------------------------------------------------------
 
     def _encode(self, messages: list[dict]) -> list[int]:
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                                 return_dict=True)["input_ids"]
-        return list(ids)[-(self.cfg.cutoff_len - self.cfg.max_new_tokens):]  # keep the end: the question
+        return encode_prompt(self.tokenizer, messages, self.cfg)
 
     def _indices(self, step: int) -> list[int]:
         """The prompts of a step: consecutive slices of a fresh seeded permutation per epoch (resumable)."""
