@@ -107,6 +107,12 @@ def read_log(path: str | os.PathLike) -> list[dict]:
     return records
 
 
+def metric_series(records: list[dict], key: str) -> tuple[list, list]:
+    """(steps, values) of the records that logged ``key`` as a number."""
+    points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
+    return [step for step, _ in points], [value for _, value in points]
+
+
 def _smooth(values: list[float]) -> list[float]:
     """Exponential moving average whose weight grows with the number of points (a few points stay raw)."""
     weight = 0.9 * (1 - math.exp(-len(values) / 100))
@@ -131,20 +137,19 @@ def plot_metrics(output_dir: str | os.PathLike, keys: list[str]) -> list[Path]:
     records = read_log(output_dir)
     written = []
     for key in keys:
-        points = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
-        if not points:
+        steps, values = metric_series(records, key)
+        if not steps:
             continue
-        steps, values = zip(*points)
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
-        ax.plot(steps, values, marker="o", markersize=3, alpha=0.5 if len(points) >= 10 else 1.0, label="raw")
-        if len(points) >= 10:
-            ax.plot(steps, _smooth(list(values)), label="smoothed")
+        ax.plot(steps, values, marker="o", markersize=3, alpha=0.5 if len(steps) >= 10 else 1.0, label="raw")
+        if len(steps) >= 10:
+            ax.plot(steps, _smooth(values), label="smoothed")
             ax.legend()
         ax.set_xlabel("step")
         ax.set_ylabel(key)
         ax.set_title(f"{key} of {Path(output_dir).name}")
         ax.grid(alpha=0.3)
-        if len(points) == 1:
+        if len(steps) == 1:
             ax.set_xlim(steps[0] - 1, steps[0] + 1)
         path = Path(output_dir) / f"training_{key.replace('/', '_')}.png"
         fig.savefig(path, dpi=100, bbox_inches="tight")

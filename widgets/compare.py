@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from tunekit.callbacks import read_log
+from tunekit.callbacks import metric_series, read_log
 
 from .static import StaticCopy, png_chart
 
@@ -15,10 +15,7 @@ class RunsChart(StaticCopy, widgets.VBox):
 
     def __init__(self, runs: dict[str, str], key: str = "loss", title: str | None = None):
         self.key, self.title = key, title or key
-        self.series = {}
-        for label, output_dir in runs.items():
-            points = [(r["step"], r[key]) for r in read_log(output_dir) if isinstance(r.get(key), (int, float))]
-            self.series[label] = ([s for s, _ in points], [v for _, v in points])
+        self.series = {label: metric_series(read_log(output_dir), key) for label, output_dir in runs.items()}
         self.figure = go.FigureWidget()
         for label, (steps, values) in self.series.items():
             self.figure.add_scatter(x=steps, y=values, name=label, mode="lines+markers")

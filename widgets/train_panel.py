@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 from transformers import TrainerCallback
 
-from tunekit.callbacks import StopCallback
+from tunekit.callbacks import StopCallback, metric_series
 from tunekit.config import Config, TunekitError, load_config
 
 from .static import StaticCopy, escape, png_chart
@@ -144,8 +144,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
     # -- drawing -------------------------------------------------------------------------------
 
     def series(self, key: str) -> tuple[list, list]:
-        points = [(r["step"], r[key]) for r in self.history if isinstance(r.get(key), (int, float))]
-        return [s for s, _ in points], [v for _, v in points]
+        return metric_series(self.history, key)
 
     def draw(self, force: bool = False) -> None:
         """Push the logged points to the chart and the table (at most every ``refresh`` seconds)."""
