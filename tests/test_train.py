@@ -130,24 +130,6 @@ def test_seed_pt_yaml_runs_through_the_cli(tmp_path):
     assert "loss" in proc.stdout and str(Path("saves/llama3-8b/lora/sft")) in proc.stdout
 
 
-class Interrupt(TrainerCallback):
-    """Presses Ctrl-C as step 3 begins (step 2 done and logged)."""
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if state.global_step == 2:
-            raise KeyboardInterrupt
-
-
-def test_ctrl_c_leaves_a_checkpoint_to_resume_from(tiny):
-    with pytest.raises(KeyboardInterrupt):
-        tk.train({**tiny, "max_steps": 4}, callbacks=[Interrupt()])
-    out = Path(tiny["output_dir"])
-    assert (out / "checkpoint-2" / "trainer_state.json").is_file()
-    resumed = tk.train({**tiny, "max_steps": 4, "resume_from_checkpoint": True})
-    assert resumed.trainer.state.global_step == 4
-    assert [r["step"] for r in tk.read_log(out) if "loss" in r] == [1, 2, 3, 4]
-
-
 def test_val_size_gives_eval_loss_in_metrics_and_log(tiny):
     result = tk.train({**tiny, "val_size": 0.2, "max_steps": 2})
     assert result.metrics["eval_loss"] > 0

@@ -13,7 +13,7 @@ The config layer is imported at once; the rest (torch, transformers, trl) on fir
 
 import importlib
 
-from .config import Config, ConfigError, DataError, TunekitError, load_config
+from .config import Config, ConfigError, DataError, TrainingError, TunekitError, load_config
 
 __version__ = "0.1.0"
 
@@ -24,7 +24,7 @@ _LAZY = {
     "load_rows": "data", "generate": "generation", "read_log": "callbacks", "plot_metrics": "callbacks",
     "StopCallback": "callbacks",
 }
-__all__ = ["Config", "ConfigError", "DataError", "TunekitError", "load_config", *_LAZY]
+__all__ = ["Config", "ConfigError", "DataError", "TrainingError", "TunekitError", "load_config", *_LAZY]
 
 
 def __getattr__(name: str):

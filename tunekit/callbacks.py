@@ -63,11 +63,15 @@ class StopCallback(TrainerCallback):
     """Ends training cleanly at the next optimizer step once ``stop()`` is called, from any thread
     (a panel's Stop button, a signal handler): a checkpoint is saved there, so the run can resume."""
 
-    def __init__(self):
+    def __init__(self, on_request=None):
         self.requested = threading.Event()
+        self.on_request = on_request  # called once, in the thread that asks (a panel shows "stopping")
 
     def stop(self) -> None:
-        self.requested.set()
+        if not self.requested.is_set():
+            self.requested.set()
+            if self.on_request is not None:
+                self.on_request()
 
     def on_step_end(self, args, state, control, **kwargs):
         if self.requested.is_set() and state.global_step < state.max_steps:

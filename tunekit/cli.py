@@ -57,11 +57,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from . import load_config, train
+    from . import load_config
+
+    cfg = load_config(args.config, *args.overrides)  # a config error is answered before torch is imported
+    from . import train
     from .callbacks import read_log
     from .models import quiet_loading
 
-    cfg = load_config(args.config, *args.overrides)
     quiet_loading()
     result = train(cfg)
     losses = [r["loss"] for r in read_log(result.log_path) if isinstance(r.get("loss"), (int, float))]
@@ -71,7 +73,7 @@ def _train(args) -> int:
     print(f"[tunekit] log: {result.log_path}")
     for plot in result.plots:
         print(f"[tunekit] plot: {plot}")
-    return 0
+    return 130 if result.stopped else 0  # stopped by Ctrl-C: a chain such as `train rm && train ppo` halts here
 
 
 def _base_of(adapter: str) -> str:

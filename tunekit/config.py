@@ -33,6 +33,10 @@ class DataError(TunekitError, ValueError):
     """A data set cannot be found, read or converted."""
 
 
+class TrainingError(TunekitError, RuntimeError):
+    """Training cannot go on (a NaN or infinite loss); the checkpoints already written are kept."""
+
+
 STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
 FINETUNING_TYPES = ("lora", "freeze", "full")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "orpo", "simpo")
@@ -42,8 +46,12 @@ LR_SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
 )
+EVAL_STRATEGIES = ("no", "steps", "epoch")
+SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
 _CHOICES = {
     "stage": STAGES,
+    "eval_strategy": EVAL_STRATEGIES,
+    "save_strategy": SAVE_STRATEGIES,
     "finetuning_type": FINETUNING_TYPES,
     "pref_loss": PREF_LOSSES,
     "backend": BACKENDS,
@@ -387,9 +395,7 @@ def _check(cfg: Config) -> None:
     for key, choices in _CHOICES.items():
         value = getattr(cfg, key)
         if value not in choices:
-            close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}{hint}")
+            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}{_choice_hint(key, value, choices)}")
     for key in _POSITIVE:
         value = getattr(cfg, key)
         if value is not None and value < 1:
@@ -429,8 +435,43 @@ def _check(cfg: Config) -> None:
         )
     if cfg.quantization_bit is not None and cfg.quantization_bit not in (4, 8):
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} must be 4 or 8")
+    if cfg.optim != Config.optim:
+        from transformers.training_args import OptimizerNames  # imported only for a non-default optimizer
+
+        names = [o.value for o in OptimizerNames]
+        if cfg.optim not in names:
+            close = [n for n in names if n.startswith(cfg.optim)] or difflib.get_close_matches(cfg.optim, names, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"e.g. {Config.optim}, adafactor, sgd"
+            raise ConfigError(f"optim={cfg.optim!r} is not an optimizer transformers knows; {hint}")
+    _check_report_to(cfg.report_to)
     if cfg.lora_alpha is None:
         cfg.lora_alpha = cfg.lora_rank * 2
+
+
+def _choice_hint(key: str, value: Any, choices: tuple) -> str:
+    if key == "finetuning_type" and str(value).lower() == "qlora":
+        return " (QLoRA is finetuning_type: lora with quantization_bit: 4)"
+    close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _check_report_to(value: str) -> None:
+    """Every name in ``report_to`` is a logger transformers knows, and its package is installed."""
+    names = [n for n in comma_list(value) if n not in ("none", "all")]
+    if not names:
+        return
+    from transformers.integrations.integration_utils import (INTEGRATION_TO_CALLBACK,
+                                                             get_available_reporting_integrations)
+
+    installed = get_available_reporting_integrations()
+    for name in names:
+        if name not in INTEGRATION_TO_CALLBACK:
+            close = difflib.get_close_matches(name, list(INTEGRATION_TO_CALLBACK), n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'?" if close else f"use none or one of: {', '.join(INTEGRATION_TO_CALLBACK)}"
+            raise ConfigError(f"report_to={value!r}: {name!r} is not a logger transformers knows; {hint}")
+        if name not in installed:
+            raise ConfigError(f"report_to={value!r}: the {name} package is not installed; pip install {name}, "
+                              "or set report_to: none")
 
 
 def degrade_for_hardware(cfg: Config, cuda: bool, bf16_ok: bool, world_size: int) -> None:

@@ -112,8 +112,8 @@ def _from_pretrained(loader, path: str, **kwargs):
             raise ConfigError(f"model_name_or_path={path!r} cannot be loaded: {str(err).splitlines()[0]}") from None
         reason = "the Hugging Face hub is unreachable" if kwargs.get("local_files_only") else "it was not found on the hub"
         raise ConfigError(
-            f"model_name_or_path={path!r} cannot be loaded: {reason} and it is not in the local cache; "
-            f"offline, use a built-in alias ({', '.join(ALIASES)}) or a local folder"
+            f"model_name_or_path={path!r} is not a local folder, and as a hub id it cannot be loaded: {reason} and "
+            f"it is not in the local cache; offline, use a built-in alias ({', '.join(ALIASES)}) or a local folder"
         ) from None
 
 
@@ -333,8 +333,8 @@ def _lora(model, cfg: Config):
             )
     if adapters:
         for adapter in adapters[:-1]:  # earlier adapters are merged in, the last one trains on
-            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
-        return PeftModel.from_pretrained(model, adapters[-1], is_trainable=cfg.do_train)
+            model = _load_adapter(model, adapter, cfg, trainable=False).merge_and_unload()
+        return _load_adapter(model, adapters[-1], cfg, trainable=cfg.do_train)
     available = linear_module_names(model)
     if cfg.lora_target.strip().lower() == "all":
         targets = available
@@ -353,6 +353,37 @@ def _lora(model, cfg: Config):
         modules_to_save=comma_list(cfg.additional_target) or None,
     )
     return get_peft_model(model, lora)
+
+
+def _load_adapter(model, adapter: str, cfg: Config, trainable: bool):
+    """``PeftModel.from_pretrained``, with a one-line error when the adapter was made for another base."""
+    from peft import PeftModel
+
+    base = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    other_base = (f"it was trained on {base!r}; set model_name_or_path: {base}" if base
+                  else "its adapter_config.json does not name its base model")
+    try:
+        loaded = PeftModel.from_pretrained(model, adapter, is_trainable=trainable)
+    except (RuntimeError, ValueError, KeyError) as err:  # shapes or module names of another model
+        raise ConfigError(
+            f"adapter_name_or_path={adapter!r} does not fit model_name_or_path={cfg.model_name_or_path!r} "
+            f"({str(err).strip().splitlines()[0][:120]}); {other_base}"
+        ) from None
+    if base and not _same_model(base, cfg.model_name_or_path):
+        from .config import warn
+
+        warn(f"adapter_name_or_path={adapter!r} was trained on {base!r}, not on {cfg.model_name_or_path!r}; "
+             "its shapes fit, but check that this is the base you meant")
+    return loaded
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether two model names (aliases, folders or hub ids) name the same model."""
+    def where(name: str) -> str:
+        if name.strip().lower() in ALIASES:
+            return str(Path(resolve_model(name)).resolve())
+        return str(Path(name).expanduser().resolve()) if Path(name).expanduser().exists() else name
+    return where(a) == where(b) or Path(a).name.lower() == Path(b).name.lower()
 
 
 def _freeze(model, cfg: Config):
@@ -398,24 +429,33 @@ def load_for_inference(model: str, adapter: str | None = None):
     return loaded, tokenizer
 
 
-def load_reward_model(path: str):
-    """A reward model saved by the rm stage (LoRA adapter + head, or a full model) and its tokenizer,
-    ready for ``tk.score``."""
-    folder = Path(path)
-    not_rm = f"reward_model={path!r} is {{}}, not a reward model; give the output_dir of a stage: rm run"
+def reward_model_config(path: str | None) -> Config:
+    """How to load the reward model saved in ``path``, from its files alone (a quick check before any
+    loading): a ``ConfigError`` when ``path`` is not the output of an rm run."""
+    folder = Path(path or "")
+    fix = "give the output_dir of a stage: rm run"
+    not_rm = f"reward_model={path!r} is {{}}, not a reward model; {fix}"
+    if not path or not folder.exists():
+        raise ConfigError(f"reward_model={path!r} does not exist; {fix}")
     if (folder / "adapter_config.json").is_file():
         adapter = json.loads((folder / "adapter_config.json").read_text())
         if adapter.get("task_type") != "SEQ_CLS":
             raise ConfigError(not_rm.format("an adapter of a language model"))
-        cfg = load_config({"model_name_or_path": adapter.get("base_model_name_or_path"),
-                           "adapter_name_or_path": str(folder), "do_train": False, "finetuning_type": "lora"})
-    elif (folder / "config.json").is_file():
+        return load_config({"model_name_or_path": adapter.get("base_model_name_or_path"),
+                            "adapter_name_or_path": str(folder), "do_train": False, "finetuning_type": "lora"})
+    if (folder / "config.json").is_file():
         architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
         if not any(a.endswith("ForSequenceClassification") for a in architectures):
             raise ConfigError(not_rm.format("a language model"))
-        cfg = load_config({"model_name_or_path": str(folder), "do_train": False, "finetuning_type": "full"})
-    else:
-        raise ConfigError(f"reward_model={path!r} is not the output_dir of an rm run (no adapter_config.json or config.json)")
+        return load_config({"model_name_or_path": str(folder), "do_train": False, "finetuning_type": "full"})
+    raise ConfigError(f"reward_model={path!r} is not the output_dir of an rm run (no adapter_config.json or "
+                      f"config.json); {fix}")
+
+
+def load_reward_model(path: str):
+    """A reward model saved by the rm stage (LoRA adapter + head, or a full model) and its tokenizer,
+    ready for ``tk.score``."""
+    cfg = reward_model_config(path)
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()

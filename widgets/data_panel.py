@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from tunekit.config import Config, load_config
-from tunekit.data import IGNORE_INDEX, chat_turns, encode_chat, load_rows
+from tunekit.data import IGNORE_INDEX, encode_chat, load_rows, row_length
 
 from .static import StaticCopy, escape
 
@@ -108,16 +108,7 @@ class DataPanel(StaticCopy, widgets.VBox):
 
     def row_length(self, row: dict) -> int:
         """Tokens in ``row`` before any truncation (the longer side for preference rows)."""
-        tok = self.tokenizer
-        if self.kind == "text":
-            return len(tok(row["text"], add_special_tokens=False)["input_ids"]) + 1
-        if self.kind == "chat":
-            conversations = [row["messages"]]
-        elif self.kind == "pairwise":
-            conversations = [row["prompt"] + row["chosen"], row["prompt"] + row["rejected"]]
-        else:
-            conversations = [row["prompt"] + row["completion"]]
-        return max(sum(len(p) + len(a) for p, a in chat_turns(tok, c)) for c in conversations)
+        return row_length(self.tokenizer, row)
 
     def token_spans(self, row: dict | None = None) -> list[list[tuple[str, bool]]]:
         """For each sequence of ``row`` (default: the current one): (token text, carries loss) pairs."""

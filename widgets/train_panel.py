@@ -13,8 +13,6 @@ measurable; everything logged is kept in ``panel.history``.
 
 from __future__ import annotations
 
-import signal
-import threading
 import time
 
 import ipywidgets as widgets
@@ -56,7 +54,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
         self.refresh = refresh
         self.history: list[dict] = []
         self.result = None
-        self.stopper = StopCallback()
+        self.stopper = StopCallback(on_request=self._show_stopping)
         cfg = self.config
         self.title = widgets.HTML(
             f"<b>{escape(cfg.stage)}</b> · {escape(cfg.model_name_or_path)} · {escape(cfg.finetuning_type)} "
@@ -86,8 +84,11 @@ class TrainPanel(StaticCopy, widgets.VBox):
     def stop(self) -> None:
         """End training at the next optimizer step (safe to call from any thread)."""
         self.stopper.stop()
+
+    def _show_stopping(self) -> None:
         self.stop_button.disabled = True
         self.stop_button.description = "Stopping…"
+        self.status.value = "stopping at the end of this step (interrupt again to abort at once)…"
 
     def run(self, show: bool = True):
         """Show the panel (unless ``show=False``), train, and return the ``tk.TrainResult``."""
@@ -95,7 +96,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
 
         if show:
             self.show()
-        self.stopper = StopCallback()
+        self.stopper = StopCallback(on_request=self._show_stopping)
         self.history, self.result = [], None
         with self.figure.batch_update():
             for trace in self.figure.data:
@@ -103,7 +104,6 @@ class TrainPanel(StaticCopy, widgets.VBox):
         self.stop_button.disabled, self.stop_button.description = False, "Stop"
         _answer_clicks_while_busy(self.stop_button)
         self.status.value = "loading the data and the model…"
-        restore = self._catch_interrupt()
         try:
             self.result = train(self.config, [self._follower, self.stopper, *self.callbacks], reward_fn=self.reward_fn,
                                 progress=False)  # the panel is the progress bar
@@ -116,30 +116,14 @@ class TrainPanel(StaticCopy, widgets.VBox):
             self.status.value = f"<span style='color:#b00'>{escape(error)}</span>"
             raise
         except KeyboardInterrupt:
-            self.status.value = ("aborted; if training had started, the last finished step's checkpoint is in "
+            self.status.value = ("aborted; the checkpoints written before are kept in "
                                  f"<code>{escape(self.config.output_dir)}</code>")
             raise
         finally:
-            restore()
             self.stop_button.disabled, self.stop_button.description = True, "Stop"
             self.draw(force=True)
             self.refresh_static()
         return self.result
-
-    def _catch_interrupt(self):
-        """While training, the kernel's interrupt (SIGINT) asks for a clean stop; a second one aborts."""
-        if threading.current_thread() is not threading.main_thread():
-            return lambda: None
-        previous = signal.getsignal(signal.SIGINT)
-
-        def on_interrupt(signum, frame):
-            if self.stopper.requested.is_set():
-                raise KeyboardInterrupt
-            self.stop()
-            self.status.value = "stopping at the end of this step (interrupt again to abort at once)…"
-
-        signal.signal(signal.SIGINT, on_interrupt)
-        return lambda: signal.signal(signal.SIGINT, previous)
 
     # -- drawing -------------------------------------------------------------------------------
 

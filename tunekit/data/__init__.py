@@ -16,12 +16,16 @@ from .registry import find_entry, read_registry, read_rows
 IGNORE_INDEX = -100
 
 
-def load_rows(cfg: Config, kind: str) -> datasets.DatasetDict:
+def load_rows(cfg: Config, kind: str, tokenizer=None) -> datasets.DatasetDict:
     """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each): "train", and "eval"
-    from ``eval_dataset`` or else split off by ``val_size``."""
+    from ``eval_dataset`` or else split off by ``val_size``. With a ``tokenizer``, a ``DataError``
+    when every conversation is longer than ``cutoff_len``."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
-    train = datasets.Dataset.from_list(_rows(cfg, cfg.datasets, kind))
+    rows = _rows(cfg, cfg.datasets, kind)
+    if tokenizer is not None and kind != "text":
+        check_fits(cfg, rows, tokenizer)
+    train = datasets.Dataset.from_list(rows)
     if cfg.eval_dataset:
         evaluation = datasets.Dataset.from_list(_rows(cfg, cfg.eval_datasets, kind))
         return datasets.DatasetDict({"train": train, "eval": evaluation})
@@ -43,6 +47,35 @@ def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:
             raise DataError(f"dataset {name!r} has no rows; add rows to {entry.folder / (entry.file_name or '')}")
         rows.extend(convert(entry, raw, kind, fill))
     return rows
+
+
+def row_length(tokenizer, row: dict) -> int:
+    """Tokens in a canonical row before any truncation (the longer side of a preference row)."""
+    if "text" in row:
+        return len(_ids(tokenizer, row["text"])) + 1
+    if "messages" in row:
+        conversations = [row["messages"]]
+    elif "chosen" in row:
+        conversations = [row["prompt"] + row["chosen"], row["prompt"] + row["rejected"]]
+    else:
+        conversations = [row["prompt"] + row["completion"]]
+    return max(sum(len(p) + len(a) for p, a in chat_turns(tokenizer, c)) for c in conversations)
+
+
+def check_fits(cfg: Config, rows: list[dict], tokenizer) -> None:
+    """Rows longer than ``cutoff_len`` are truncated (as in LLaMA-Factory), but when not one row fits,
+    truncation would leave nothing whole to learn from: that is a ``DataError`` naming the fix."""
+    shortest = None
+    for row in rows:
+        length = row_length(tokenizer, row)
+        if length <= cfg.cutoff_len:
+            return
+        shortest = length if shortest is None else min(shortest, length)
+    if shortest is not None:
+        raise DataError(
+            f"every row of dataset {cfg.dataset!r} is longer than cutoff_len={cfg.cutoff_len} tokens (the shortest "
+            f"has {shortest}), so nothing is left whole to train on; raise cutoff_len to at least {shortest}"
+        )
 
 
 def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:
@@ -169,4 +202,4 @@ def pack_examples(examples: list[dict], cutoff_len: int) -> list[dict]:
     return packed
 
 
-__all__ = ["load_rows", "read_registry", "encode_chat", "encode_texts", "pack_examples", "chat_turns", "IGNORE_INDEX"]
+__all__ = ["load_rows", "row_length", "read_registry", "encode_chat", "encode_texts", "pack_examples", "chat_turns", "IGNORE_INDEX"]

@@ -15,11 +15,14 @@ from typing import Any
 
 import torch
 
-from ..callbacks import LOG_NAME, LogCallback, plot_metrics
-from ..config import (Config, ConfigError, check_output_dir, checkpoint_step, degrade_for_hardware, last_checkpoint,
-                      load_config)
+from transformers import Trainer
+
+from ..callbacks import LOG_NAME, LogCallback, StopCallback, plot_metrics
+from ..config import (Config, ConfigError, TrainingError, check_output_dir, checkpoint_step, degrade_for_hardware,
+                      last_checkpoint, load_config)
 from ..backends import choose_backend
 from ..models import load_model, load_tokenizer, trainable_summary
+from ..safety import ctrl_c_stops, guard_hf_trainer, remove_partial_checkpoints, save_outputs
 from . import dpo, kto, ppo, pt, rm, sft
 from .preference import drop_reference_adapter
 from .rm import score
@@ -66,9 +69,22 @@ def _resume_path(cfg: Config) -> str | None:
                 "set save_steps so that checkpoints are written, or drop resume_from_checkpoint"
             )
         return found
+    if not Path(value).exists():
+        raise ConfigError(f"resume_from_checkpoint={value!r} does not exist; give a checkpoint-N folder of a run, "
+                          "or true for the last one in output_dir")
     if not (Path(value) / "trainer_state.json").is_file():
-        raise ConfigError(f"resume_from_checkpoint={value!r} is not a checkpoint folder (no trainer_state.json)")
+        raise ConfigError(f"resume_from_checkpoint={value!r} is not a checkpoint folder (no trainer_state.json); "
+                          "give a checkpoint-N folder of a run, or true for the last one in output_dir")
     return str(value)
+
+
+def _check_resume_step(cfg: Config, resume: str | None) -> None:
+    """A checkpoint at or past ``max_steps`` would 'resume' into a run that trains nothing."""
+    if resume and cfg.max_steps > 0 and checkpoint_step(resume) >= cfg.max_steps:
+        raise ConfigError(
+            f"resume_from_checkpoint={resume!r} is at step {checkpoint_step(resume)} and max_steps={cfg.max_steps}: "
+            "nothing is left to train; raise max_steps, or drop resume_from_checkpoint to start again"
+        )
 
 
 # What a run writes into output_dir: removed before a run with overwrite_output_dir: true.
@@ -78,10 +94,30 @@ _OUTPUTS = ("checkpoint-*", LOG_NAME, "training_*.png", "*_results.json", "train
             "value_head.safetensors")
 
 
-def _clear_outputs(output_dir: str) -> None:
-    for pattern in _OUTPUTS:
-        for path in Path(output_dir).glob(pattern):
-            shutil.rmtree(path) if path.is_dir() else path.unlink()
+def _prepare_output_dir(cfg: Config, resume: str | None) -> None:
+    """Start clean when ``overwrite_output_dir`` allows it, saying what goes; drop half-written checkpoints."""
+    out = Path(cfg.output_dir)
+    partial = remove_partial_checkpoints(out) if out.is_dir() else []
+    if partial:
+        print(f"[tunekit] removed {', '.join(partial)}: checkpoint(s) a killed run left half-written", flush=True)
+    if resume:
+        print(f"[tunekit] resuming from {resume}", flush=True)
+        return
+    found = sorted({p.name for pattern in _OUTPUTS for p in out.glob(pattern)}) if out.is_dir() else []
+    if found and cfg.overwrite_output_dir:
+        shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
+        print(f"[tunekit] overwrite_output_dir: removing the previous run from {cfg.output_dir} ({shown}); "
+              "training starts from the base model", flush=True)
+        for pattern in _OUTPUTS:
+            for path in out.glob(pattern):
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def _last_checkpoint_words(cfg: Config) -> str:
+    last = last_checkpoint(cfg.output_dir)
+    if last is None:
+        return "no checkpoint had been written yet"
+    return f"the last good checkpoint is {last} (resume_from_checkpoint: true)"
 
 
 def train(config: Config | str | dict, callbacks: list | None = None, *, reward_fn=None, progress: bool = True,
@@ -97,10 +133,12 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     stage = stage_module(cfg)
     if reward_fn is not None and cfg.stage != "ppo":
         raise ConfigError(f"reward_fn is only used by stage: ppo (this config has stage={cfg.stage!r})")
-    extra = {"reward_fn": reward_fn} if reward_fn is not None else {}
     choose_backend(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
+    _check_resume_step(cfg, resume)
+    # ppo's reward is checked (and loaded) first: a wrong reward_model is reported before anything else loads
+    extra = {"reward_fn": stage.reward_function(cfg, reward_fn)} if cfg.stage == "ppo" else {}
     # The data is read before the model is loaded: a bad row is reported in a second, on its own.
     tokenizer = load_tokenizer(cfg)
     data = load_data(cfg, tokenizer)
@@ -110,10 +148,16 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"), tokenizer=tokenizer)
     cuda = torch.cuda.is_available()
     degrade_for_hardware(cfg, cuda, cuda and torch.cuda.is_bf16_supported(), int(os.environ.get("WORLD_SIZE", "1")))
-    if cfg.overwrite_output_dir and not resume and Path(cfg.output_dir).is_dir():
-        _clear_outputs(cfg.output_dir)
+    _prepare_output_dir(cfg, resume)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(resume) if resume else 0)
-    trainer = stage.build(cfg, model, tokenizer, data, [log, *(callbacks or [])], **extra)
+    callbacks = list(callbacks or [])
+    stopper = next((c for c in callbacks if isinstance(c, StopCallback)), None)
+    if stopper is None:
+        stopper = StopCallback()
+        callbacks.append(stopper)
+    trainer = stage.build(cfg, model, tokenizer, data, [log, *callbacks], **extra)
+    if isinstance(trainer, Trainer):
+        guard_hf_trainer(trainer)  # ppo's own trainer does the same checks itself
     if not progress:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
         from transformers.utils.notebook import NotebookProgressCallback
@@ -123,12 +167,16 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
           f"{len(data['train'])} training rows", flush=True)
     try:
-        output = trainer.train(resume_from_checkpoint=resume)
-    except KeyboardInterrupt:
-        trainer._save_checkpoint(trainer.model, trial=None)  # same layout as a save_steps checkpoint
-        print(f"[tunekit] stopped at step {trainer.state.global_step}; checkpoint saved in {cfg.output_dir}; "
-              "resume with resume_from_checkpoint: true", flush=True)
+        with ctrl_c_stops(stopper):
+            output = trainer.train(resume_from_checkpoint=resume)
+    except KeyboardInterrupt:  # a second Ctrl-C: abort at once, keeping the checkpoints already written
+        print(f"[tunekit] aborted in step {trainer.state.global_step + 1}; {_last_checkpoint_words(cfg)}", flush=True)
         raise
+    except TrainingError as err:
+        raise TrainingError(
+            f"{err} (learning_rate={cfg.learning_rate:g}); training stopped and nothing was saved after it; "
+            f"{_last_checkpoint_words(cfg)}; lower learning_rate or check the data"
+        ) from None
     metrics = dict(output.metrics)
     stopped = trainer.state.global_step < trainer.state.max_steps
     if stopped:
@@ -139,10 +187,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
         # ... unless eval_steps has just run one at this very step
         metrics.update({k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate())
     drop_reference_adapter(trainer.model)
-    trainer.save_model(cfg.output_dir)
-    tokenizer.save_pretrained(cfg.output_dir)
-    trainer.save_state()
-    trainer.save_metrics("all", metrics)
+    save_outputs(trainer, tokenizer, cfg.output_dir, metrics)
     plots = [str(p) for p in plot_metrics(cfg.output_dir, list(stage.METRICS))] if cfg.plot_loss else []
     return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(log.path), plots=plots,
                        model=trainer.model, tokenizer=tokenizer, trainer=trainer, stopped=stopped)

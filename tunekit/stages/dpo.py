@@ -28,7 +28,7 @@ METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "r
 
 def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     """Preference rows: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each)."""
-    return load_rows(cfg, "pairwise")
+    return load_rows(cfg, "pairwise", tokenizer)
 
 
 def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list):

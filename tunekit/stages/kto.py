@@ -23,7 +23,7 @@ METRICS = ("loss", "kl", "rewards/margins", "rewards/chosen", "rewards/rejected"
 
 def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     """Unpaired rows: ``prompt`` (messages), ``completion`` (one assistant message) and ``label``."""
-    rows = load_rows(cfg, "unpaired")
+    rows = load_rows(cfg, "unpaired", tokenizer)
     labels = rows["train"]["label"]
     if all(labels) or not any(labels):
         kind = "good (true)" if all(labels) else "bad (false)"

@@ -41,6 +41,7 @@ from safetensors.torch import load_file, save_file
 
 from ..config import Config, ConfigError
 from ..data import load_rows
+from ..safety import STAGING, check_loss, check_weights
 
 METRICS = ("loss", "reward", "reward_norm", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
            "clip_fraction", "approx_kl", "response_length", "eval_reward")
@@ -374,6 +375,7 @@ class PPOTrainer:
                                            cfg.ppo_cliprange)
                 vf = value_loss(values, batch["values"][part], batch["returns"][part], mask, cfg.ppo_cliprange_value)
                 loss = pg + cfg.ppo_vf_coef * vf
+                check_loss(loss, self.state.global_step + 1)
                 (loss / cfg.gradient_accumulation_steps).backward()
                 if count % cfg.gradient_accumulation_steps == 0 or count == len(order):
                     if cfg.max_grad_norm:
@@ -450,8 +452,9 @@ class PPOTrainer:
     def _save_checkpoint(self, model, trial=None) -> None:
         """A resumable checkpoint: weights, value head, optimizer, scheduler, PPO and trainer state, RNG.
         Written to a temporary folder and renamed, so a killed run never leaves half a checkpoint."""
+        check_weights(self.model, self.state.global_step)
         final = Path(self.args.output_dir) / f"checkpoint-{self.state.global_step}"
-        tmp = final.with_name(final.name + ".tmp")
+        tmp = final.with_name(final.name + STAGING)
         shutil.rmtree(tmp, ignore_errors=True)
         self.save_model(tmp)
         torch.save(self.optimizer.state_dict(), tmp / "optimizer.pt")
@@ -461,7 +464,7 @@ class PPOTrainer:
             "kl_coef": self.kl_ctl.value, "moments": [self.moments.mean, self.moments.var, self.moments.count]}))
         self.state.save_to_json(str(tmp / "trainer_state.json"))
         shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
+        os.replace(tmp, final)
         self._rotate_checkpoints()
         self.control = self.callback_handler.on_save(self.args, self.state, self.control)
 

@@ -24,7 +24,7 @@ METRICS = ("loss", "accuracy", "margin", "eval_loss", "eval_accuracy", "eval_mar
 
 def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     """Preference rows: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each)."""
-    return load_rows(cfg, "pairwise")
+    return load_rows(cfg, "pairwise", tokenizer)
 
 
 def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list) -> RewardTrainer:

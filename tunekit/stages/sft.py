@@ -21,7 +21,7 @@ METRICS = ("loss", "eval_loss", "mean_token_accuracy", "grad_norm")
 
 def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     """Tokenized conversations: ``input_ids``, ``attention_mask``, ``labels``."""
-    rows = load_rows(cfg, "chat")
+    rows = load_rows(cfg, "chat", tokenizer)
     out = {}
     for split, part in rows.items():
         examples = [
