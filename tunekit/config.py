@@ -281,10 +281,14 @@ def load_config(source: str | os.PathLike | dict | Config | None = None, *args: 
 
 
 def _read_yaml(path: Path) -> dict:
+    if path.is_dir():
+        raise ConfigError(f"config file {str(path)!r} is a folder; give the path of a .yaml file")
     if not path.is_file():
         raise ConfigError(f"config file {str(path)!r} does not exist")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {err.start}); save it as UTF-8 YAML") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -451,6 +455,8 @@ def _check(cfg: Config) -> None:
 def _choice_hint(key: str, value: Any, choices: tuple) -> str:
     if key == "finetuning_type" and str(value).lower() == "qlora":
         return " (QLoRA is finetuning_type: lora with quantization_bit: 4)"
+    if str(value).lower() in choices:
+        return f" (did you mean '{str(value).lower()}'?)"
     close = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
     return f" (did you mean '{close[0]}'?)" if close else ""
 
@@ -512,6 +518,10 @@ def check_output_dir(cfg: Config) -> None:
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output_dir={cfg.output_dir!r} is a file, not a folder; choose another output_dir")
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"output_dir={cfg.output_dir!r} cannot be written ({existing} is not a writable folder); "
+                          "choose another output_dir")
     if not out.is_dir() or not any(out.iterdir()) or cfg.overwrite_output_dir or cfg.resume_from_checkpoint:
         return
     last = last_checkpoint(out)

@@ -35,6 +35,7 @@ ALIASES = (SMOLLM2, TINY)
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _TINY_VERSION = "2"  # bump when the tiny model's recipe changes: its cache folder name changes with it
 _WEIGHT_FILES = ("*.safetensors", "*.bin", "*.gguf", "*.pt", "*.pth")
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
 
 
 def cache_home() -> Path:
@@ -86,6 +87,11 @@ def _check_model_folder(path: Path, name: str) -> None:
             f"model_name_or_path={name!r} has no weights (model.safetensors or pytorch_model.bin); "
             "the download or save may be incomplete"
         )
+    if not any((path / file).is_file() for file in _TOKENIZER_FILES):
+        raise ConfigError(
+            f"model_name_or_path={name!r} has no tokenizer files ({', '.join(_TOKENIZER_FILES[:2])}); "
+            "save them there too with tokenizer.save_pretrained(folder)"
+        )
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -107,9 +113,12 @@ def _from_pretrained(loader, path: str, **kwargs):
         kwargs["local_files_only"] = True
     try:
         return loader.from_pretrained(path, **kwargs)
-    except OSError as err:
+    except Exception as err:  # a local folder's bad config.json or weights: one line, whatever the library raised
         if not is_hub:
-            raise ConfigError(f"model_name_or_path={path!r} cannot be loaded: {str(err).splitlines()[0]}") from None
+            raise ConfigError(f"model_name_or_path={path!r} cannot be loaded ({_first_reason(err)}); "
+                              "check that the folder was written by save_pretrained and is complete") from None
+        if not isinstance(err, OSError):
+            raise
         reason = "the Hugging Face hub is unreachable" if kwargs.get("local_files_only") else "it was not found on the hub"
         raise ConfigError(
             f"model_name_or_path={path!r} is not a local folder, and as a hub id it cannot be loaded: {reason} and "
@@ -359,7 +368,11 @@ def _load_adapter(model, adapter: str, cfg: Config, trainable: bool):
     """``PeftModel.from_pretrained``, with a one-line error when the adapter was made for another base."""
     from peft import PeftModel
 
-    base = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    try:
+        base = json.loads((Path(adapter) / "adapter_config.json").read_text()).get("base_model_name_or_path")
+    except (ValueError, AttributeError):
+        raise ConfigError(f"adapter_name_or_path={adapter!r}: its adapter_config.json is not a JSON object; "
+                          "the adapter was not saved completely, train it again") from None
     other_base = (f"it was trained on {base!r}; set model_name_or_path: {base}" if base
                   else "its adapter_config.json does not name its base model")
     try:
@@ -367,7 +380,7 @@ def _load_adapter(model, adapter: str, cfg: Config, trainable: bool):
     except (RuntimeError, ValueError, KeyError) as err:  # shapes or module names of another model
         raise ConfigError(
             f"adapter_name_or_path={adapter!r} does not fit model_name_or_path={cfg.model_name_or_path!r} "
-            f"({str(err).strip().splitlines()[0][:120]}); {other_base}"
+            f"({_first_reason(err)}); {other_base}"
         ) from None
     if base and not _same_model(base, cfg.model_name_or_path):
         from .config import warn
@@ -375,6 +388,13 @@ def _load_adapter(model, adapter: str, cfg: Config, trainable: bool):
         warn(f"adapter_name_or_path={adapter!r} was trained on {base!r}, not on {cfg.model_name_or_path!r}; "
              "its shapes fit, but check that this is the base you meant")
     return loaded
+
+
+def _first_reason(err: Exception) -> str:
+    """The telling line of a loading error (a size mismatch, say), shortened."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    line = next((line for line in lines if "mismatch" in line), lines[0])
+    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _same_model(a: str, b: str) -> bool:

@@ -52,6 +52,10 @@ def _read_info(path: Path) -> dict[str, DatasetEntry]:
     for name, raw in info.items():  # entries are checked when used: LLaMA-Factory's file lists many hub-only sets
         if not isinstance(raw, dict):
             raise DataError(f"{path}: entry {name!r} must be an object such as {{\"file_name\": \"my.json\"}}")
+        for key in ("columns", "tags"):
+            if not isinstance(raw.get(key) or {}, dict):
+                raise DataError(f"{path}: entry {name!r} has {key}={raw[key]!r}; it must be an object such as "
+                                f"{{\"prompt\": \"instruction\"}}")
         formatting = raw.get("formatting", "alpaca")
         entries[name] = DatasetEntry(
             name=name, folder=path.parent, file_name=raw.get("file_name"), hf_hub_url=raw.get("hf_hub_url"),
@@ -91,7 +95,10 @@ def read_rows(entry: DatasetEntry) -> list[dict]:
         raise DataError(f"dataset {entry.name!r}: folder {path} holds no {', '.join(_FILE_TYPES)} files")
     rows: list[dict] = []
     for file in files:
-        rows.extend(_read_file(entry.name, file))
+        try:
+            rows.extend(_read_file(entry.name, file))
+        except UnicodeDecodeError as err:
+            raise DataError(f"dataset {entry.name!r}: {file} is not UTF-8 text (byte {err.start}); save it as UTF-8") from None
     return rows
 
 
@@ -109,14 +116,20 @@ def _read_file(name: str, path: Path) -> list[dict]:
             raise DataError(f"dataset {name!r}: {path} is not valid JSON (line {err.lineno}): {err.msg}") from None
         if isinstance(data, dict):
             data = [data]
+        if not isinstance(data, list):
+            raise DataError(f"dataset {name!r}: {path} holds a JSON {type(data).__name__}; it must hold a list of rows")
         return _check_dicts(name, path, data)
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as handle:
             return list(csv.DictReader(handle))
     if suffix == ".parquet":
+        import pyarrow
         import pyarrow.parquet as pq
 
-        return pq.read_table(path).to_pylist()
+        try:
+            return pq.read_table(path).to_pylist()
+        except pyarrow.ArrowException as err:
+            raise DataError(f"dataset {name!r}: {path} is not a readable parquet file: {str(err).splitlines()[0]}") from None
     raise DataError(f"dataset {name!r}: {path} is not a {', '.join(_FILE_TYPES)} file")
 
 
