@@ -382,12 +382,28 @@ def _load_adapter(model, adapter: str, cfg: Config, trainable: bool):
             f"adapter_name_or_path={adapter!r} does not fit model_name_or_path={cfg.model_name_or_path!r} "
             f"({_first_reason(err)}); {other_base}"
         ) from None
+    _warn_if_half_trained(adapter)
     if base and not _same_model(base, cfg.model_name_or_path):
         from .config import warn
 
         warn(f"adapter_name_or_path={adapter!r} was trained on {base!r}, not on {cfg.model_name_or_path!r}; "
              "its shapes fit, but check that this is the base you meant")
     return loaded
+
+
+def _warn_if_half_trained(adapter: str) -> None:
+    """Say so when an adapter comes from a run that was stopped before its last step."""
+    state_file = Path(adapter) / "trainer_state.json"
+    try:
+        state = json.loads(state_file.read_text())
+        step, total = int(state["global_step"]), int(state["max_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return
+    if 0 < step < total:
+        from .config import warn
+
+        warn(f"adapter_name_or_path={adapter!r} comes from a run stopped at step {step} of {total}; "
+             "training goes on from that half-trained adapter (resume that run first to finish it)")
 
 
 def _first_reason(err: Exception) -> str:

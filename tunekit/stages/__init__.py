@@ -113,6 +113,16 @@ def _prepare_output_dir(cfg: Config, resume: str | None) -> None:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def _close_progress_bars(trainer) -> None:
+    """End transformers' progress bar line, so that a message printed after it starts on a line of its own."""
+    from transformers.trainer_callback import ProgressCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+            callback.training_bar.close()
+            callback.training_bar = None
+
+
 def _last_checkpoint_words(cfg: Config) -> str:
     last = last_checkpoint(cfg.output_dir)
     if last is None:
@@ -170,9 +180,11 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
         with ctrl_c_stops(stopper):
             output = trainer.train(resume_from_checkpoint=resume)
     except KeyboardInterrupt:  # a second Ctrl-C: abort at once, keeping the checkpoints already written
+        _close_progress_bars(trainer)
         print(f"[tunekit] aborted in step {trainer.state.global_step + 1}; {_last_checkpoint_words(cfg)}", flush=True)
         raise
     except TrainingError as err:
+        _close_progress_bars(trainer)
         raise TrainingError(
             f"{err} (learning_rate={cfg.learning_rate:g}); training stopped and nothing was saved after it; "
             f"{_last_checkpoint_words(cfg)}; lower learning_rate or check the data"
