@@ -256,3 +256,48 @@ def test_an_adapter_from_a_stopped_run_is_named_as_half_trained(tiny):
     with pytest.warns(UserWarning, match=r"stopped at step 2 of 8"):
         tk.train({**tiny, "max_steps": 1, "adapter_name_or_path": half.output_dir,
                   "output_dir": tiny["output_dir"] + "-next"})
+
+
+def _check_whole(out: Path) -> None:
+    """Every file under a real name in ``out`` reads back whole."""
+    for checkpoint in out.glob("checkpoint-*"):
+        if checkpoint.name.endswith(".tmp"):
+            continue
+        json.loads((checkpoint / "trainer_state.json").read_text())
+        load_file(checkpoint / "adapter_model.safetensors")
+        torch.load(checkpoint / "optimizer.pt", weights_only=False)
+    for name in ("adapter_model.safetensors",):
+        if (out / name).exists():
+            load_file(out / name)
+    tk.read_log(out)
+
+
+def test_kill_9_at_random_moments_leaves_only_whole_files_and_a_run_that_finishes(tiny, tmp_path):
+    import random
+
+    tiny.update(max_steps=30, save_steps=1, logging_steps=1)  # a save every step: kills often land in one
+    config = tmp_path / "run.yaml"
+    tk.load_config(tiny).to_yaml(config)
+    out = Path(tiny["output_dir"])
+    rng = random.Random(0)
+    for attempt in range(3):
+        resume = ["resume_from_checkpoint=true"] if tk.config.last_checkpoint(out) else ["overwrite_output_dir=true"]
+        proc = subprocess.Popen([sys.executable, "-m", "tunekit", "train", str(config), *resume],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start = len(tk.read_log(out))
+        while len(tk.read_log(out)) < start + 2 and proc.poll() is None:  # let it train a little
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 0.3))
+        proc.kill()
+        proc.wait()
+        _check_whole(out)
+    final = run_cli("train", config, "resume_from_checkpoint=true")
+    assert final.returncode == 0, final.stderr[-2000:]
+    _check_whole(out)
+    assert sorted(step_losses(out)) == list(range(1, 31)) and not list(out.glob("*.tmp"))
+
+
+def test_save_total_limit_keeps_the_newest_whole_checkpoints(tiny):
+    result = tk.train({**tiny, "max_steps": 4, "save_steps": 1, "save_total_limit": 2})
+    out = Path(result.output_dir)
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]

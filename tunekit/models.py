@@ -82,6 +82,20 @@ def _check_model_folder(path: Path, name: str) -> None:
         )
     if not (path / "config.json").is_file():
         raise ConfigError(f"model_name_or_path={name!r} has no config.json; give a folder saved by save_pretrained")
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        raise ConfigError(f"model_name_or_path={name!r}: its config.json is not valid JSON; the folder cannot be "
+                          "loaded, save it again with save_pretrained") from None
+    model_type = config.get("model_type") if isinstance(config, dict) else None
+    if model_type and "auto_map" not in config:
+        from transformers import CONFIG_MAPPING, __version__
+
+        if model_type not in CONFIG_MAPPING:
+            raise ConfigError(
+                f"model_name_or_path={name!r} has model_type {model_type!r}, which transformers {__version__} "
+                "does not know; upgrade transformers, or check the folder's config.json"
+            )
     if not any(next(path.glob(pattern), None) for pattern in _WEIGHT_FILES):
         raise ConfigError(
             f"model_name_or_path={name!r} has no weights (model.safetensors or pytorch_model.bin); "
