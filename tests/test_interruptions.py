@@ -190,6 +190,11 @@ def test_a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint
     assert proc.stderr.strip().splitlines()[-1].startswith("tunekit: error: the loss became")
 
 
+def test_a_learning_rate_that_overflows_the_optimizer_is_a_training_error(tiny):
+    with pytest.raises(tk.TrainingError, match=r"overflowed at step 1 .*learning_rate=1e\+38.*lower learning_rate"):
+        tk.train({**tiny, "learning_rate": 1e38})
+
+
 def test_ctrl_c_stops_cleanly_at_the_step_end_and_a_second_aborts(tiny):
     tiny.update(max_steps=6, save_steps=100)
     result = tk.train(tiny, callbacks=[AtStep(2, lambda: os.kill(os.getpid(), signal.SIGINT))])

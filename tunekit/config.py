@@ -408,6 +408,15 @@ def _check(cfg: Config) -> None:
         value = getattr(cfg, key)
         if value is not None and value < 0:
             raise ConfigError(f"{key}={value!r} must not be negative")
+    for key in ("model_name_or_path", "output_dir"):
+        if not str(getattr(cfg, key)).strip():
+            raise ConfigError(f"{key} is empty; remove the line to use the default ({getattr(Config, key)})")
+    if cfg.cutoff_len < 2:
+        raise ConfigError(f"cutoff_len={cfg.cutoff_len} leaves no token to predict; use at least 2 (the default is 2048)")
+    if not 0 <= cfg.seed < 2**32:
+        raise ConfigError(f"seed={cfg.seed} must be between 0 and 2**32 - 1")
+    if cfg.lora_dropout >= 1:
+        raise ConfigError(f"lora_dropout={cfg.lora_dropout} must be below 1 (a probability; 0.05 is usual)")
     if cfg.max_steps == 0 or cfg.max_steps < -1:
         raise ConfigError(f"max_steps={cfg.max_steps} must be at least 1 (or -1 to train num_train_epochs)")
     if cfg.max_steps == -1 and cfg.num_train_epochs <= 0:

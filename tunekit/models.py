@@ -363,12 +363,20 @@ def _lora(model, cfg: Config):
         targets = available
     else:
         targets = comma_list(cfg.lora_target)
+        if not targets:
+            raise ConfigError(f"lora_target={cfg.lora_target!r} names no module; use 'all' or some of: "
+                              f"{', '.join(available)}")
         missing = [t for t in targets if t not in available]
         if missing:
             raise ConfigError(
                 f"lora_target={cfg.lora_target!r}: {', '.join(missing)} names no linear module of this model; "
                 f"use 'all' or some of: {', '.join(available)}"
             )
+    modules = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules() if name}
+    unknown = [m for m in comma_list(cfg.additional_target) if m not in modules]
+    if unknown:
+        raise ConfigError(f"additional_target={cfg.additional_target!r}: {', '.join(unknown)} names no module of this "
+                          "model; use module names such as embed_tokens,lm_head")
     is_classifier = hasattr(model, "score")
     lora = LoraConfig(
         r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,

@@ -113,6 +113,10 @@ def _prepare_output_dir(cfg: Config, resume: str | None) -> None:
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 
+def _first_line(err: Exception) -> str:
+    return (str(err).strip().splitlines() or [type(err).__name__])[0]
+
+
 def _close_progress_bars(trainer) -> None:
     """End transformers' progress bar line, so that a message printed after it starts on a line of its own."""
     from transformers.trainer_callback import ProgressCallback
@@ -183,10 +187,14 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
         _close_progress_bars(trainer)
         print(f"[tunekit] aborted in step {trainer.state.global_step + 1}; {_last_checkpoint_words(cfg)}", flush=True)
         raise
-    except TrainingError as err:
+    except (TrainingError, RuntimeError) as err:
+        if not isinstance(err, TrainingError) and "overflow" not in str(err):
+            raise
         _close_progress_bars(trainer)
+        what = err if isinstance(err, TrainingError) else (
+            f"the optimizer step overflowed at step {trainer.state.global_step + 1} ({_first_line(err)})")
         raise TrainingError(
-            f"{err} (learning_rate={cfg.learning_rate:g}); training stopped and nothing was saved after it; "
+            f"{what} (learning_rate={cfg.learning_rate:g}); training stopped and nothing was saved after it; "
             f"{_last_checkpoint_words(cfg)}; lower learning_rate or check the data"
         ) from None
     metrics = dict(output.metrics)
