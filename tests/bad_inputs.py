@@ -127,6 +127,8 @@ CASES = [
     # --- config: keys, types, ranges, choices -----------------------------------------------------
     Case("unknown_key_did_you_mean", lambda t: base(t, learning_rat=1e-4), "ConfigError",
          ["unknown config key 'learning_rat'", "did you mean 'learning_rate'"]),
+    Case("llamafactory_yaml_with_one_typo", lambda t: base(t, use_unsloth=False, streaming=False, cutof_len=512),
+         "ConfigError", ["unknown config key 'cutof_len'", "did you mean 'cutoff_len'"]),
     Case("unknown_key_without_a_match", lambda t: base(t, colour="blue"), "ConfigError",
          ["unknown config key 'colour'", "README"]),
     Case("number_that_is_a_word", lambda t: base(t, learning_rate="fast"), "ConfigError",

@@ -97,7 +97,16 @@ def page(lab):
 
 
 def _shot(page, locator, name: str) -> None:
-    locator.scroll_into_view_if_needed()
+    """A screenshot for test-artifacts/ (evidence, not an assertion): the output re-renders when a panel
+    refreshes its saved copy, so a chart can be detached for a moment; try again, then shoot the page."""
+    from playwright.sync_api import Error
+
+    for _ in range(3):
+        try:
+            locator.scroll_into_view_if_needed(timeout=5_000)
+            break
+        except Error:
+            page.wait_for_timeout(1_000)
     page.screenshot(path=str(ARTIFACTS / name))
 
 

@@ -313,9 +313,10 @@ def _parse_override(value: str) -> Any:
 def _validate(raw: dict) -> Config:
     values: dict[str, Any] = {}
     passthrough: dict[str, Any] = dict(raw.pop("training_args", None) or {})
+    ignored = []  # warned about only once the config is valid: an error stays the one line printed
     for key, value in raw.items():
         if key in _IGNORED:
-            warn(f"{key} is not used by tunekit ({_IGNORED[key]}); ignored")
+            ignored.append(f"{key} is not used by tunekit ({_IGNORED[key]}); ignored")
             continue
         if key not in KEYS:
             if key in _training_argument_names():
@@ -327,6 +328,8 @@ def _validate(raw: dict) -> Config:
         values[key] = _coerce(key, value, _TYPES[key])
     cfg = Config(**values, training_args=passthrough)
     _check(cfg)
+    for message in ignored:
+        warn(message, stacklevel=4)
     return cfg
 
 
@@ -506,8 +509,8 @@ def degrade_for_hardware(cfg: Config, cuda: bool, bf16_ok: bool, world_size: int
         cfg.preprocessing_num_workers = os.cpu_count() or 1
 
 
-def warn(message: str) -> None:
-    warnings.warn(message, UserWarning, stacklevel=3)
+def warn(message: str, stacklevel: int = 3) -> None:
+    warnings.warn(message, UserWarning, stacklevel=stacklevel)
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
