@@ -188,3 +188,20 @@ def test_buffer_accumulation_score_norm_whitening_and_eval(tiny):
     log = [r for r in tk.read_log(result.log_path) if "reward" in r]
     assert all(abs(r["reward_norm"]) < abs(r["reward"]) for r in log)  # scores normalised by running moments
     assert "eval_reward" in result.metrics
+
+
+def test_a_nan_reward_stops_ppo_naming_the_step_and_keeps_the_checkpoint(tiny):
+    calls = []
+
+    def breaks_at_step_3(prompts, responses):
+        calls.append(1)
+        return [float("nan") if len(calls) >= 3 else 0.5] * len(responses)
+
+    config = {**tiny, "stage": "ppo", "reward_model_type": "function", "max_new_tokens": 4, "max_steps": 6,
+              "save_steps": 2}
+    with pytest.raises(tk.TrainingError, match=r"the loss became nan at step 3 .*checkpoint-2"):
+        tk.train(config, reward_fn=breaks_at_step_3)
+    out = Path(tiny["output_dir"])
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
+    resumed = tk.train({**config, "resume_from_checkpoint": True, "max_steps": 3}, reward_fn=says_yes)
+    assert resumed.trainer.state.global_step == 3
