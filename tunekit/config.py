@@ -509,6 +509,13 @@ def degrade_for_hardware(cfg: Config, cuda: bool, bf16_ok: bool, world_size: int
         cfg.preprocessing_num_workers = os.cpu_count() or 1
 
 
+def error_reason(err: Exception) -> str:
+    """The telling line of a library's error (a size mismatch, say), shortened, for a one-line message."""
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    line = next((line for line in lines if "mismatch" in line), lines[0])
+    return line if len(line) <= 160 else line[:157] + "..."
+
+
 def warn(message: str, stacklevel: int = 3) -> None:
     warnings.warn(message, UserWarning, stacklevel=stacklevel)
 

@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 
 import torch
 
-from .config import Config, ConfigError, comma_list, load_config
+from .config import Config, ConfigError, comma_list, error_reason, load_config
 from .data.templates import ensure_chat_template
 
 SMOLLM2 = "smollm2-135m-instruct"
@@ -129,7 +129,7 @@ def _from_pretrained(loader, path: str, **kwargs):
         return loader.from_pretrained(path, **kwargs)
     except Exception as err:  # a local folder's bad config.json or weights: one line, whatever the library raised
         if not is_hub:
-            raise ConfigError(f"model_name_or_path={path!r} cannot be loaded ({_first_reason(err)}); "
+            raise ConfigError(f"model_name_or_path={path!r} cannot be loaded ({error_reason(err)}); "
                               "check that the folder was written by save_pretrained and is complete") from None
         if not isinstance(err, OSError):
             raise
@@ -402,7 +402,7 @@ def _load_adapter(model, adapter: str, cfg: Config, trainable: bool):
     except (RuntimeError, ValueError, KeyError) as err:  # shapes or module names of another model
         raise ConfigError(
             f"adapter_name_or_path={adapter!r} does not fit model_name_or_path={cfg.model_name_or_path!r} "
-            f"({_first_reason(err)}); {other_base}"
+            f"({error_reason(err)}); {other_base}"
         ) from None
     _warn_if_half_trained(adapter)
     if base and not _same_model(base, cfg.model_name_or_path):
@@ -426,13 +426,6 @@ def _warn_if_half_trained(adapter: str) -> None:
 
         warn(f"adapter_name_or_path={adapter!r} comes from a run stopped at step {step} of {total}; "
              "training goes on from that half-trained adapter (resume that run first to finish it)")
-
-
-def _first_reason(err: Exception) -> str:
-    """The telling line of a loading error (a size mismatch, say), shortened."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
-    line = next((line for line in lines if "mismatch" in line), lines[0])
-    return line if len(line) <= 160 else line[:157] + "..."
 
 
 def _same_model(a: str, b: str) -> bool:

@@ -92,9 +92,9 @@ def _publish_checkpoint(trainer, written: Path, final: Path) -> None:
                        best_model_checkpoint=trainer.state.best_model_checkpoint, use_mtime=False)
 
 
-def remove_partial_checkpoints(output_dir: str | os.PathLike) -> list[str]:
-    """Delete ``checkpoint-*.tmp`` folders left by a run killed while saving; returns their names."""
-    found = sorted(Path(output_dir).glob(f"checkpoint-*{STAGING}"))
+def remove_partial_saves(output_dir: str | os.PathLike) -> list[str]:
+    """Delete the ``*.tmp`` staging folders a run killed while saving left behind; returns their names."""
+    found = sorted(p for p in Path(output_dir).glob(f"*{STAGING}") if p.is_dir())
     for folder in found:
         shutil.rmtree(folder, ignore_errors=True)
     return [f.name for f in found]

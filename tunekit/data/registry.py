@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import DataError
+from ..config import DataError, error_reason
 
 BUNDLED_DIR = Path(__file__).parent / "demo"
 FORMATS = ("alpaca", "sharegpt", "openai")
@@ -129,7 +129,7 @@ def _read_file(name: str, path: Path) -> list[dict]:
         try:
             return pq.read_table(path).to_pylist()
         except pyarrow.ArrowException as err:
-            raise DataError(f"dataset {name!r}: {path} is not a readable parquet file: {str(err).splitlines()[0]}") from None
+            raise DataError(f"dataset {name!r}: {path} is not a readable parquet file: {error_reason(err)}") from None
     raise DataError(f"dataset {name!r}: {path} is not a {', '.join(_FILE_TYPES)} file")
 
 

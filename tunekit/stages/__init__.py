@@ -19,10 +19,10 @@ from transformers import Trainer
 
 from ..callbacks import LOG_NAME, LogCallback, StopCallback, plot_metrics
 from ..config import (Config, ConfigError, TrainingError, check_output_dir, checkpoint_step, degrade_for_hardware,
-                      last_checkpoint, load_config)
+                      error_reason, last_checkpoint, load_config)
 from ..backends import choose_backend
 from ..models import load_model, load_tokenizer, trainable_summary
-from ..safety import ctrl_c_stops, guard_hf_trainer, remove_partial_checkpoints, save_outputs
+from ..safety import ctrl_c_stops, guard_hf_trainer, remove_partial_saves, save_outputs
 from . import dpo, kto, ppo, pt, rm, sft
 from .preference import drop_reference_adapter
 from .rm import score
@@ -97,9 +97,9 @@ _OUTPUTS = ("checkpoint-*", LOG_NAME, "training_*.png", "*_results.json", "train
 def _prepare_output_dir(cfg: Config, resume: str | None) -> None:
     """Start clean when ``overwrite_output_dir`` allows it, saying what goes; drop half-written checkpoints."""
     out = Path(cfg.output_dir)
-    partial = remove_partial_checkpoints(out) if out.is_dir() else []
+    partial = remove_partial_saves(out) if out.is_dir() else []
     if partial:
-        print(f"[tunekit] removed {', '.join(partial)}: checkpoint(s) a killed run left half-written", flush=True)
+        print(f"[tunekit] removed {', '.join(partial)}: half-written by a run killed while saving", flush=True)
     if resume:
         print(f"[tunekit] resuming from {resume}", flush=True)
         return
@@ -111,10 +111,6 @@ def _prepare_output_dir(cfg: Config, resume: str | None) -> None:
         for pattern in _OUTPUTS:
             for path in out.glob(pattern):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
-
-
-def _first_line(err: Exception) -> str:
-    return (str(err).strip().splitlines() or [type(err).__name__])[0]
 
 
 def _close_progress_bars(trainer) -> None:
@@ -192,7 +188,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
             raise
         _close_progress_bars(trainer)
         what = err if isinstance(err, TrainingError) else (
-            f"the optimizer step overflowed at step {trainer.state.global_step + 1} ({_first_line(err)})")
+            f"the optimizer step overflowed at step {trainer.state.global_step + 1} ({error_reason(err)})")
         raise TrainingError(
             f"{what} (learning_rate={cfg.learning_rate:g}); training stopped and nothing was saved after it; "
             f"{_last_checkpoint_words(cfg)}; lower learning_rate or check the data"
