@@ -54,7 +54,7 @@ class DataPanel(StaticCopy, widgets.VBox):
         self.query.observe(lambda change: self.search(change["new"]), names="value")  # on Enter
         self.view = widgets.HTML()
         self.tokens = widgets.HTML()
-        self.lengths = [self.row_length(self.rows[i]) for i in range(min(len(self.rows), MAX_LENGTH_ROWS))]
+        self.lengths = [row_length(self.tokenizer, self.rows[i]) for i in range(min(len(self.rows), MAX_LENGTH_ROWS))]
         self.truncated = sum(length > cfg.cutoff_len for length in self.lengths)
         self.histogram = self._histogram()
         self.summary = widgets.HTML(self._summary())
@@ -105,10 +105,6 @@ class DataPanel(StaticCopy, widgets.VBox):
         if self.kind == "pairwise":
             return [(side, encode_chat(tok, row["prompt"] + row[side], cfg.cutoff_len)) for side in ("chosen", "rejected")]
         return [("completion", encode_chat(tok, row["prompt"] + row["completion"], cfg.cutoff_len))]
-
-    def row_length(self, row: dict) -> int:
-        """Tokens in ``row`` before any truncation (the longer side for preference rows)."""
-        return row_length(self.tokenizer, row)
 
     def token_spans(self, row: dict | None = None) -> list[list[tuple[str, bool]]]:
         """For each sequence of ``row`` (default: the current one): (token text, carries loss) pairs."""
