@@ -62,17 +62,18 @@ def _train(args) -> int:
     cfg = load_config(args.config, *args.overrides)  # a config error is answered before torch is imported
     from . import train
     from .callbacks import read_log
+    from .distributed import say
     from .models import quiet_loading
 
     quiet_loading()
     result = train(cfg)
     losses = [r["loss"] for r in read_log(result.log_path) if isinstance(r.get("loss"), (int, float))]
     if losses:
-        print(f"[tunekit] loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")
-    print(f"[tunekit] saved the {'adapter' if cfg.finetuning_type == 'lora' else 'model'} to {result.output_dir}")
-    print(f"[tunekit] log: {result.log_path}")
+        say(f"[tunekit] loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")
+    say(f"[tunekit] saved the {'adapter' if cfg.finetuning_type == 'lora' else 'model'} to {result.output_dir}")
+    say(f"[tunekit] log: {result.log_path}")
     for plot in result.plots:
-        print(f"[tunekit] plot: {plot}")
+        say(f"[tunekit] plot: {plot}")
     return 130 if result.stopped else 0  # stopped by Ctrl-C: a chain such as `train rm && train ppo` halts here
 
 

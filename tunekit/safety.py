@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 
 from .config import TrainingError
+from .distributed import say
 
 STAGING = ".tmp"  # checkpoint-N.tmp: never matched by checkpoint-(\d+)$, so never taken for a checkpoint
 
@@ -132,8 +133,7 @@ def ctrl_c_stops(stopper):
         if stopper.requested.is_set():
             raise KeyboardInterrupt
         stopper.stop()
-        print("\n[tunekit] stopping at the end of this step, with a checkpoint there "
-              "(press Ctrl-C again to abort at once)", flush=True)
+        say("\n[tunekit] stopping at the end of this step, with a checkpoint there (press Ctrl-C again to abort at once)")
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:

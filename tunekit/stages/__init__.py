@@ -7,7 +7,6 @@ Every stage module has the same shape: a docstring (purpose, keys, data), ``prep
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from ..callbacks import LOG_NAME, LogCallback, StopCallback, plot_metrics
 from ..config import (Config, ConfigError, TrainingError, check_output_dir, checkpoint_step, degrade_for_hardware,
                       error_reason, last_checkpoint, load_config)
 from ..backends import choose_backend
+from ..distributed import check_launch, is_main_process, say, world_size
 from ..models import load_model, load_tokenizer, trainable_summary
 from ..safety import ctrl_c_stops, guard_hf_trainer, remove_partial_saves, save_outputs
 from . import dpo, kto, ppo, pt, rm, sft
@@ -144,6 +144,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     if reward_fn is not None and cfg.stage != "ppo":
         raise ConfigError(f"reward_fn is only used by stage: ppo (this config has stage={cfg.stage!r})")
     choose_backend(cfg)
+    check_launch(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
     _check_resume_step(cfg, resume)
@@ -157,8 +158,9 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     set_seed(cfg.seed)
     model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"), tokenizer=tokenizer)
     cuda = torch.cuda.is_available()
-    degrade_for_hardware(cfg, cuda, cuda and torch.cuda.is_bf16_supported(), int(os.environ.get("WORLD_SIZE", "1")))
-    _prepare_output_dir(cfg, resume)
+    degrade_for_hardware(cfg, cuda, cuda and torch.cuda.is_bf16_supported(), world_size())
+    if is_main_process():
+        _prepare_output_dir(cfg, resume)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(resume) if resume else 0)
     callbacks = list(callbacks or [])
     stopper = next((c for c in callbacks if isinstance(c, StopCallback)), None)
@@ -174,14 +176,14 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
 
         for kind in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
             trainer.callback_handler.remove_callback(kind)
-    print(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
-          f"{len(data['train'])} training rows", flush=True)
+    say(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
+        f"{len(data['train'])} training rows" + (f"; {world_size()} processes" if world_size() > 1 else ""))
     try:
         with ctrl_c_stops(stopper):
             output = trainer.train(resume_from_checkpoint=resume)
     except KeyboardInterrupt:  # a second Ctrl-C: abort at once, keeping the checkpoints already written
         _close_progress_bars(trainer)
-        print(f"[tunekit] aborted in step {trainer.state.global_step + 1}; {_last_checkpoint_words(cfg)}", flush=True)
+        say(f"[tunekit] aborted in step {trainer.state.global_step + 1}; {_last_checkpoint_words(cfg)}")
         raise
     except (TrainingError, RuntimeError) as err:
         if not isinstance(err, TrainingError) and "overflow" not in str(err):
@@ -196,8 +198,8 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     metrics = dict(output.metrics)
     stopped = trainer.state.global_step < trainer.state.max_steps
     if stopped:
-        print(f"[tunekit] stopped at step {trainer.state.global_step} of {trainer.state.max_steps}; checkpoint "
-              f"saved in {cfg.output_dir}; resume with resume_from_checkpoint: true", flush=True)
+        say(f"[tunekit] stopped at step {trainer.state.global_step} of {trainer.state.max_steps}; checkpoint "
+            f"saved in {cfg.output_dir}; resume with resume_from_checkpoint: true")
     if "eval" in data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split ...
         done = [r for r in trainer.state.log_history if "eval_loss" in r and r.get("step") == trainer.state.global_step]
         # ... unless eval_steps has just run one at this very step

@@ -42,6 +42,8 @@ def training_kwargs(cfg: Config, has_eval: bool) -> dict:
         report_to=comma_list(cfg.report_to) or "none",
         dataloader_num_workers=cfg.dataloader_num_workers,
         dataloader_pin_memory=torch.cuda.is_available(),
+        # without CUDA, a multi-process launch (torchrun, accelerate launch) is data-parallel over gloo
+        use_cpu=not torch.cuda.is_available(),
         remove_unused_columns=False,
     ) | cfg.training_args
 
