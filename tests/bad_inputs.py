@@ -178,6 +178,8 @@ CASES = [
     Case("bf16_and_fp16", lambda t: base(t, bf16=True, fp16=True), "ConfigError", ["bf16", "fp16", "choose one"]),
     Case("no_dataset", lambda t: {k: v for k, v in base(t).items() if k != "dataset"}, "ConfigError",
          ["dataset is not set", "dataset: identity"]),
+    Case("deepspeed_config_missing", lambda t: base(t, deepspeed="ds_z2.json"), "ConfigError",
+         ["deepspeed='ds_z2.json'", "not a file", "examples/deepspeed/ds_z2_config.json"]),
     Case("qlora_on_cpu", lambda t: base(t, quantization_bit=4), "ConfigError",
          ["quantization_bit=4", "CUDA", "remove it"]),
     Case("unsloth_on_cpu", lambda t: base(t, backend="unsloth"), "ConfigError", ["backend=unsloth", "backend: auto"]),

@@ -71,3 +71,26 @@ def test_ppo_says_it_runs_in_one_process(tiny, monkeypatch):
     with pytest.raises(tk.ConfigError, match=r"stage='ppo' runs in a single process.*not torchrun"):
         tk.train({**tiny, "stage": "ppo", "reward_model_type": "function", "reward_model": "m:f",
                   "max_new_tokens": 4})
+
+
+@pytest.mark.parametrize("name,stage", [("ds_z2_config.json", 2), ("ds_z3_config.json", 3)])
+def test_deepspeed_examples_are_zero_configs_the_trainer_fills_in(name, stage):
+    from conftest import ROOT
+
+    config = json.loads((ROOT / "examples" / "deepspeed" / name).read_text())
+    assert config["zero_optimization"]["stage"] == stage
+    assert config["train_micro_batch_size_per_gpu"] == "auto"  # taken from the YAML by the Trainer
+    cfg = tk.load_config(ROOT / "examples" / "sft_lora_multi_gpu.yaml", deepspeed=str(ROOT / "examples" / "deepspeed" / name))
+    from tunekit.stages.base import training_kwargs
+
+    assert training_kwargs(cfg, False)["deepspeed"] == str(ROOT / "examples" / "deepspeed" / name)
+
+
+def test_fsdp_keys_pass_through_to_the_trainer():
+    from tunekit.stages.base import training_kwargs
+
+    cfg = tk.load_config({"dataset": "identity", "fsdp": "full_shard auto_wrap",
+                          "fsdp_config": {"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}})
+    kwargs = training_kwargs(cfg, False)
+    assert kwargs["fsdp"] == "full_shard auto_wrap"
+    assert kwargs["fsdp_config"] == {"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}

@@ -449,6 +449,9 @@ def _check(cfg: Config) -> None:
         raise ConfigError(
             f"adapter_name_or_path is set but finetuning_type={cfg.finetuning_type!r}; adapters need finetuning_type: lora"
         )
+    if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
+        raise ConfigError(f"deepspeed={cfg.deepspeed!r} is not a file; give a DeepSpeed JSON config such as "
+                          "examples/deepspeed/ds_z2_config.json")
     if cfg.quantization_bit is not None and cfg.quantization_bit not in (4, 8):
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} must be 4 or 8")
     if cfg.optim != Config.optim:
