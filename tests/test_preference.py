@@ -192,3 +192,18 @@ def test_orpo_and_simpo_open_without_trl_experimental_warnings(tiny, prefs, tmp_
     proc = run_cli("train", config)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "experimental" not in proc.stderr.lower()
+
+
+@pytest.mark.parametrize("stage,dataset", [("dpo", "dpo_en_demo"), ("kto", "kto_en_demo")])
+def test_cached_reference_log_probs_give_the_same_losses(tiny, stage, dataset, capsys):
+    config = {**tiny, "stage": stage, "dataset": dataset, "max_samples": 8, "max_steps": 4}  # 16 rows seen of 8
+    fresh = tk.train({**config, "output_dir": tiny["output_dir"] + "-fresh", "precompute_ref_log_probs": False})
+    assert not fresh.trainer.args.precompute_ref_log_probs
+    capsys.readouterr()
+    cached = tk.train(config)  # rows are seen twice: the reference is computed once per row
+    assert cached.trainer.args.precompute_ref_log_probs
+    assert "reference log-probs: computed once per row and cached (each row is seen 2.0 times" in capsys.readouterr().out
+    loss = lambda result: [r["loss"] for r in tk.read_log(result.log_path) if "loss" in r]  # noqa: E731
+    assert loss(cached) == pytest.approx(loss(fresh), rel=1e-6)
+    once = tk.train({**config, "max_steps": 1, "output_dir": tiny["output_dir"] + "-once"})
+    assert not once.trainer.args.precompute_ref_log_probs  # 4 of 8 rows seen once: nothing to cache

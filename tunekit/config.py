@@ -104,6 +104,7 @@ class Config:
     pref_loss: str = "sigmoid"
     pref_ftx: float = 0.0
     simpo_gamma: float = 0.5
+    precompute_ref_log_probs: bool | None = None  # dpo/kto: None = when rows are seen more than once (epochs > 1)
     kto_chosen_weight: float = 1.0
     kto_rejected_weight: float = 1.0
     reward_model: str | None = None

@@ -7,7 +7,8 @@ Keys: ``dataset`` (a preference set; ``dpo_en_demo``), ``pref_loss``:
 - ``simpo``: ``trl.experimental.cpo`` with ``loss_type="simpo"``, ``simpo_gamma``, ``pref_beta``.
 ``pref_ftx`` adds the SFT (NLL) term on the chosen answers: DPO's ``sft`` loss with that weight,
 SimPO's ``cpo_alpha``; ORPO always has it (``pref_ftx`` is not used there).
-``cutoff_len`` is the longest prompt + answer. Logged: ``rewards/chosen``, ``rewards/rejected``,
+``precompute_ref_log_probs`` (sigmoid/hinge/ipo): the reference's log-probs computed once per row and
+cached; by default on when rows are seen more than once. ``cutoff_len`` is the longest prompt + answer. Logged: ``rewards/chosen``, ``rewards/rejected``,
 ``rewards/accuracies``, ``rewards/margins``, ``logps/chosen``, ``logps/rejected``.
 """
 
@@ -20,7 +21,7 @@ import datasets
 from ..config import Config
 from ..data import load_rows
 from .base import only_known, training_kwargs
-from .preference import split_fresh_adapter
+from .preference import precompute_reference, split_fresh_adapter
 
 METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
            "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins")
@@ -55,6 +56,7 @@ def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: 
         losses.append("sft")
         weights.append(cfg.pref_ftx)
     args = DPOConfig(**only_known(DPOConfig, kwargs), beta=cfg.pref_beta, loss_type=losses,
-                     loss_weights=weights if len(losses) > 1 else None, max_length=cfg.cutoff_len)
+                     loss_weights=weights if len(losses) > 1 else None, max_length=cfg.cutoff_len,
+                     precompute_ref_log_probs=precompute_reference(cfg, len(data["train"])))
     model, peft_config = split_fresh_adapter(cfg, model)
     return DPOTrainer(model=model, ref_model=None, args=args, peft_config=peft_config, **common)

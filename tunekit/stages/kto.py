@@ -16,7 +16,7 @@ import datasets
 from ..config import Config, warn
 from ..data import load_rows
 from .base import only_known, training_kwargs
-from .preference import split_fresh_adapter
+from .preference import precompute_reference, split_fresh_adapter
 
 METRICS = ("loss", "kl", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_loss", "eval_rewards/margins")
 
@@ -38,7 +38,8 @@ def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: 
         warn(f"pref_ftx={cfg.pref_ftx} is not supported by trl's KTO trainer; ignored")
     args = KTOConfig(**only_known(KTOConfig, training_kwargs(cfg, "eval" in data)), beta=cfg.pref_beta,
                      desirable_weight=cfg.kto_chosen_weight, undesirable_weight=cfg.kto_rejected_weight,
-                     max_length=cfg.cutoff_len)
+                     max_length=cfg.cutoff_len,
+                     precompute_ref_log_probs=precompute_reference(cfg, len(data["train"])))
     model, peft_config = split_fresh_adapter(cfg, model)
     return KTOTrainer(model=model, ref_model=None, args=args, peft_config=peft_config,
                       train_dataset=data["train"], eval_dataset=data.get("eval"), processing_class=tokenizer,

@@ -24,3 +24,19 @@ def drop_reference_adapter(model) -> None:
     """Remove trl's frozen "ref" adapter copy, so that only the trained adapter is saved."""
     if "ref" in getattr(model, "peft_config", {}):
         model.delete_adapter("ref")
+
+
+def precompute_reference(cfg: Config, n_rows: int) -> bool:
+    """Whether the reference log-probs are computed once per row before training and cached: when the
+    user says so, else when the run sees each row more than once (the reference never changes)."""
+    from ..distributed import say, world_size
+
+    if cfg.precompute_ref_log_probs is not None:
+        return cfg.precompute_ref_log_probs
+    per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world_size()
+    passes = cfg.max_steps * per_step / max(n_rows, 1) if cfg.max_steps > 0 else cfg.num_train_epochs
+    if passes > 1:
+        say(f"[tunekit] reference log-probs: computed once per row and cached (each row is seen {passes:.1f} times; "
+            "precompute_ref_log_probs: false turns this off)")
+        return True
+    return False
