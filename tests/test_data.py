@@ -121,7 +121,9 @@ def test_max_samples_and_val_size(tiny):
     assert len(rows["train"]) == 30 and len(rows["eval"]) == 10
     data = tk.load_data(cfg, tk.load_tokenizer(cfg))
     assert set(data) == {"train", "eval"}
-    assert set(data["train"].column_names) == {"input_ids", "attention_mask", "labels"}
+    assert set(data["train"].column_names) == {"input_ids", "position_ids", "labels"}  # sft packs by default
+    unpacked = tk.load_data({**tiny, "dataset": "identity", "packing": False}, tk.load_tokenizer(cfg))
+    assert set(unpacked["train"].column_names) == {"input_ids", "attention_mask", "labels"}
 
 
 def test_pt_packs_text_into_cutoff_len_blocks_with_every_token_trained(tiny, tokenizer):
@@ -140,10 +142,48 @@ def test_pt_packs_text_into_cutoff_len_blocks_with_every_token_trained(tiny, tok
 def test_sft_packing_joins_whole_conversations(tiny, tokenizer):
     cfg = tk.load_config({**tiny, "packing": True, "cutoff_len": 256})
     packed = tk.load_data(cfg, tokenizer)["train"]
-    plain = tk.load_data(tk.load_config({**tiny, "cutoff_len": 256}), tokenizer)["train"]
+    plain = tk.load_data(tk.load_config({**tiny, "cutoff_len": 256, "packing": False}), tokenizer)["train"]
     assert len(packed) < len(plain)
     assert all(len(ids) <= 256 for ids in packed["input_ids"])
     assert sum(map(len, packed["input_ids"])) == sum(map(len, plain["input_ids"]))
+    assert "attention_mask" not in packed.column_names  # the mask comes from position_ids, one block per row
+    for ids, positions in zip(packed["input_ids"], packed["position_ids"]):
+        starts = [i for i, p in enumerate(positions) if p == 0]
+        assert starts[0] == 0 and len(starts) >= 1 and len(positions) == len(ids)
+
+
+def test_packed_rows_attend_only_within_themselves_and_give_the_unpacked_loss(tiny, tokenizer):
+    import torch
+    from tunekit.stages.base import PadCollator
+
+    model, _ = tk.load_model({**tiny, "finetuning_type": "full"})
+    model.eval()
+    cfg = tk.load_config({**tiny, "max_samples": 6, "train_on_prompt": True})  # every token trained: a hard case
+    plain = tk.load_data(cfg, tokenizer)["train"]
+    packed = tk.load_data(tk.load_config({**tiny, "max_samples": 6, "train_on_prompt": True, "packing": True,
+                                          "cutoff_len": 1024}), tokenizer)["train"]
+    assert len(packed) == 1  # six conversations in one sequence
+
+    def token_losses(batch):
+        with torch.no_grad():
+            logits = model(**{k: v for k, v in batch.items() if k != "labels"}).logits[:, :-1]
+        labels = batch["labels"][:, 1:]
+        losses = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none")
+        return losses[labels != -100]
+
+    collate = PadCollator(tokenizer.pad_token_id)
+    separate = torch.cat([token_losses(collate([row])) for row in plain])
+    together = token_losses(collate(list(packed)))
+    assert together.numel() == separate.numel()  # no token is trained across a boundary
+    assert together.sum().item() == pytest.approx(separate.sum().item(), rel=1e-5)  # nor sees the row before it
+
+
+def test_a_packed_sft_step_has_the_loss_of_the_same_rows_unpacked(tiny):
+    config = {**tiny, "max_samples": 8, "per_device_train_batch_size": 8, "max_steps": 1, "cutoff_len": 512}
+    plain = tk.train({**config, "packing": False, "output_dir": tiny["output_dir"] + "-plain"})
+    packed = tk.train({**config, "packing": True})
+    first = lambda result: next(r["loss"] for r in tk.read_log(result.log_path) if "loss" in r)  # noqa: E731
+    assert first(packed) == pytest.approx(first(plain), rel=1e-5)
 
 
 @pytest.mark.parametrize("stage,dataset,words", [

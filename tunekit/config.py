@@ -128,7 +128,7 @@ class Config:
     cutoff_len: int = 2048
     max_samples: int | None = None
     val_size: float = 0.0  # fraction (< 1) or number of rows (>= 1) held out for evaluation
-    packing: bool | None = None  # default: on for pt, off otherwise
+    packing: bool | None = None  # default: on for pt and sft (sft rows never see each other), off otherwise
     train_on_prompt: bool = False
     mask_history: bool = False
     overwrite_cache: bool = False
@@ -159,7 +159,7 @@ class Config:
     bf16: bool = False
     fp16: bool = False
     seed: int = 42
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool | None = None  # None: on only when the activations would not fit (see the log)
     resume_from_checkpoint: Union[bool, str, None] = None  # true = the last checkpoint in output_dir
     eval_strategy: str = "no"
     eval_steps: int | None = None
@@ -198,7 +198,7 @@ class Config:
 
     @property
     def use_packing(self) -> bool:
-        return self.stage == "pt" if self.packing is None else self.packing
+        return self.stage in ("pt", "sft") if self.packing is None else self.packing
 
     @property
     def datasets(self) -> list[str]:
@@ -225,7 +225,6 @@ _IGNORED = {
     "tokenized_path": "data is tokenized in memory",
     "mix_strategy": "data sets are concatenated",
     "interleave_probs": "data sets are concatenated",
-    "disable_gradient_checkpointing": "gradient checkpointing is off unless gradient_checkpointing: true",
     "print_param_status": "the trainable-parameter count is always printed",
     "preprocessing_batch_size": "data is tokenized in memory",
     "low_cpu_mem_usage": "set by transformers",
@@ -234,7 +233,7 @@ _IGNORED = {
     "infer_dtype": "tunekit generates in the training dtype",
     "default_system": "the chat template's own system prompt is used",
     "enable_thinking": "the chat template decides",
-    "neat_packing": "packing joins whole examples",
+    "neat_packing": "sft packing always keeps rows apart (position ids restart, attention stays within a row)",
     "ignore_pad_token_for_loss": "padding never carries loss",
     "eval_on_each_dataset": "one eval split",
     "compute_accuracy": "sft logs mean_token_accuracy",
@@ -315,6 +314,10 @@ def _validate(raw: dict) -> Config:
     values: dict[str, Any] = {}
     passthrough: dict[str, Any] = dict(raw.pop("training_args", None) or {})
     ignored = []  # warned about only once the config is valid: an error stays the one line printed
+    if "disable_gradient_checkpointing" in raw:  # LLaMA-Factory's spelling: true = gradient_checkpointing: false
+        disable = _coerce("disable_gradient_checkpointing", raw.pop("disable_gradient_checkpointing"), bool)
+        if disable and "gradient_checkpointing" not in raw:
+            raw["gradient_checkpointing"] = False
     for key, value in raw.items():
         if key in _IGNORED:
             ignored.append(f"{key} is not used by tunekit ({_IGNORED[key]}); ignored")

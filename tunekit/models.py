@@ -310,6 +310,8 @@ def load_model(cfg: Config | str | dict, *, head: str = "causal_lm", tokenizer=N
     model = _from_pretrained(loader, path, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if cfg.do_train:  # training never uses the KV cache; without one, packed rows get their block-diagonal mask
+        model.config.use_cache = False
     model = attach_adapters(model, cfg)
     return model, tokenizer
 

@@ -188,15 +188,20 @@ def encode_texts(tokenizer, texts: list[str], cutoff_len: int, packing: bool) ->
 
 
 def pack_examples(examples: list[dict], cutoff_len: int) -> list[dict]:
-    """Greedily join whole tokenized examples into sequences of at most ``cutoff_len`` tokens."""
+    """Greedily join whole tokenized examples into sequences of at most ``cutoff_len`` tokens, without
+    cross-contamination (LLaMA-Factory's ``neat_packing``): ``position_ids`` restart at every example,
+    and a packed row carries no ``attention_mask``, so transformers builds a block-diagonal causal mask
+    from the positions and no token attends to another example."""
     packed: list[dict] = []
-    current = {"input_ids": [], "attention_mask": [], "labels": []}
+    current = {"input_ids": [], "labels": [], "position_ids": []}
     for example in sorted(examples, key=lambda e: -len(e["input_ids"])):
         if current["input_ids"] and len(current["input_ids"]) + len(example["input_ids"]) > cutoff_len:
             packed.append(current)
-            current = {"input_ids": [], "attention_mask": [], "labels": []}
-        for key in current:
-            current[key] = current[key] + list(example[key])
+            current = {"input_ids": [], "labels": [], "position_ids": []}
+        current["input_ids"] = current["input_ids"] + list(example["input_ids"])
+        # an example's first token is never predicted on its own, so neither is it from the example before it
+        current["labels"] = current["labels"] + [IGNORE_INDEX] + list(example["labels"])[1:]
+        current["position_ids"] = current["position_ids"] + list(range(len(example["input_ids"])))
     if current["input_ids"]:
         packed.append(current)
     return packed

@@ -24,6 +24,7 @@ from ..distributed import check_launch, is_main_process, say, world_size
 from ..models import load_model, load_tokenizer, trainable_summary
 from ..safety import ctrl_c_stops, guard_hf_trainer, remove_partial_saves, save_outputs
 from . import dpo, kto, ppo, pt, rm, sft
+from .base import decide_gradient_checkpointing
 from .preference import drop_reference_adapter
 from .rm import score
 
@@ -167,6 +168,8 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     if stopper is None:
         stopper = StopCallback()
         callbacks.append(stopper)
+    if cfg.stage != "ppo":  # ppo's own loop keeps every activation
+        decide_gradient_checkpointing(cfg, model, data)
     trainer = stage.build(cfg, model, tokenizer, data, [log, *callbacks], **extra)
     if isinstance(trainer, Trainer):
         guard_hf_trainer(trainer)  # ppo's own trainer does the same checks itself
@@ -177,7 +180,8 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
         for kind in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
             trainer.callback_handler.remove_callback(kind)
     say(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
-        f"{len(data['train'])} training rows" + (f"; {world_size()} processes" if world_size() > 1 else ""))
+        f"{len(data['train'])} training {'sequences (packed)' if cfg.use_packing and 'input_ids' in data['train'].column_names else 'rows'}"
+        + (f"; {world_size()} processes" if world_size() > 1 else ""))
     try:
         with ctrl_c_stops(stopper):
             output = trainer.train(resume_from_checkpoint=resume)

@@ -36,7 +36,7 @@ def training_kwargs(cfg: Config, has_eval: bool) -> dict:
         bf16=cfg.bf16,
         fp16=cfg.fp16,
         seed=cfg.seed,
-        gradient_checkpointing=cfg.gradient_checkpointing,
+        gradient_checkpointing=bool(cfg.gradient_checkpointing),
         ddp_timeout=cfg.ddp_timeout,
         deepspeed=cfg.deepspeed,
         report_to=comma_list(cfg.report_to) or "none",
@@ -48,6 +48,48 @@ def training_kwargs(cfg: Config, has_eval: bool) -> dict:
     ) | cfg.training_args
 
 
+def activation_bytes(model_config, rows: int, length: int) -> int:
+    """About how much memory the activations of one micro-batch keep for the backward pass (fp32,
+    attention without a fused kernel): per layer the hidden states, q/k/v, the MLP's inner states and
+    the attention probabilities; then the logits and their gradient over the whole vocabulary."""
+    hidden = getattr(model_config, "hidden_size", 0)
+    inner = getattr(model_config, "intermediate_size", 4 * hidden)
+    heads = getattr(model_config, "num_attention_heads", 1)
+    layers = getattr(model_config, "num_hidden_layers", 1)
+    vocab = getattr(model_config, "vocab_size", 0)
+    per_layer = rows * length * (10 * hidden + 3 * inner) + rows * heads * length * length
+    return 4 * (layers * per_layer + 2 * rows * length * vocab)
+
+
+def decide_gradient_checkpointing(cfg: Config, model, data) -> None:
+    """Unless the config sets ``gradient_checkpointing``, turn it on only when one micro-batch's
+    activations would take more than half the memory there is (it costs about a third more compute);
+    the log says which was chosen and why."""
+    from ..distributed import say
+
+    if cfg.gradient_checkpointing is not None:
+        say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (set in the config)")
+        return
+    lengths = [len(ids) for ids in data["train"]["input_ids"]] if "input_ids" in data["train"].column_names else []
+    length = min(max(lengths), cfg.cutoff_len) if lengths else cfg.cutoff_len
+    rows = cfg.per_device_train_batch_size * (2 if cfg.stage in ("rm", "dpo", "kto") else 1)  # chosen + rejected
+    need = activation_bytes(getattr(model, "config", None), rows, length)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if torch.cuda.is_available():
+        free = torch.cuda.mem_get_info()[0]
+        where = "free on the GPU"
+    else:
+        import psutil
+
+        free = psutil.virtual_memory().available
+        where = "available"
+    free -= 12 * trainable  # gradients and AdamW's two moments, in fp32, not allocated yet
+    cfg.gradient_checkpointing = need > free / 2
+    say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (a batch's activations "
+        f"need about {need / 2**30:.1f} GiB; {max(free, 0) / 2**30:.1f} GiB {where}; "
+        "set gradient_checkpointing to choose)")
+
+
 def only_known(cls, kwargs: dict) -> dict:
     """Keep the keywords that ``cls`` (a TrainingArguments subclass) accepts."""
     names = {f.name for f in fields(cls)}
@@ -55,7 +97,9 @@ def only_known(cls, kwargs: dict) -> dict:
 
 
 class PadCollator:
-    """Right-pads ``input_ids`` (pad id), ``attention_mask`` (0) and ``labels`` (-100) to the longest row."""
+    """Right-pads ``input_ids`` (pad id), ``attention_mask`` (0) and ``labels`` (-100) to the longest row;
+    packed rows have ``position_ids`` instead of an attention mask (padding gets positions 0, 1, ...,
+    a sequence of its own that carries no loss)."""
 
     def __init__(self, pad_token_id: int, pad_to_multiple_of: int | None = None):
         self.pad_token_id = pad_token_id
@@ -67,5 +111,9 @@ class PadCollator:
             length = -(-length // self.multiple) * self.multiple
         batch = {}
         for key, pad in (("input_ids", self.pad_token_id), ("attention_mask", 0), ("labels", IGNORE_INDEX)):
-            batch[key] = torch.tensor([list(r[key]) + [pad] * (length - len(r[key])) for r in rows])
+            if key in rows[0]:
+                batch[key] = torch.tensor([list(r[key]) + [pad] * (length - len(r[key])) for r in rows])
+        if "position_ids" in rows[0]:
+            batch["position_ids"] = torch.tensor([list(r["position_ids"]) + list(range(length - len(r["input_ids"])))
+                                                  for r in rows])
         return batch

@@ -1,0 +1,234 @@
+"""Seconds per optimizer step, per stage: tunekit against a plain PyTorch loop doing the same math.
+
+    python bench/stages.py                   # quick: the tiny model, a few steps (what CI can afford)
+    python bench/stages.py --full            # the default model, LoRA r8 on all linear layers, batch 4,
+                                             # cutoff 256, 200 rows of each bundled set
+    python bench/stages.py --stages sft,dpo  # some stages only
+
+For each stage, two fresh processes run the same config: one trains with ``tk.train``, the other runs
+a plain loop (forward, loss, backward, gradient clipping, AdamW; for dpo/kto the reference forward
+with the adapter disabled too) over the very batches tunekit's dataloader yields, on the same model
+and adapter. Each reports the median seconds per optimizer step after warm-up, the real (non-pad)
+tokens per second, and its peak RSS (sampled). tunekit runs here with ``packing: false``, so that both
+sides do identical work; for sft a third line shows tunekit with packing (its default), where the
+useful tokens per second is what changes. Rows go to ``bench/results-{quick,full}.json`` (``stage``,
+``ratio``, ...). ppo is not measured yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATASETS = {"pt": "c4_demo", "sft": "alpaca_en_demo", "rm": "dpo_en_demo", "dpo": "dpo_en_demo", "kto": "kto_en_demo"}
+
+
+def config(stage: str, full: bool, packing: bool, output_dir: str) -> dict:
+    return {
+        "model_name_or_path": "smollm2-135m-instruct" if full else "tiny-random-llama",
+        "stage": stage, "dataset": DATASETS[stage], "max_samples": 200, "finetuning_type": "lora",
+        "lora_target": "all", "lora_rank": 8, "per_device_train_batch_size": 4,
+        "cutoff_len": 256 if full else 128, "learning_rate": 1e-4, "logging_steps": 1, "save_steps": 100000,
+        "packing": packing, "output_dir": output_dir, "overwrite_output_dir": True, "report_to": "none",
+        "max_steps": (2 + 6) if full else (3 + 10),
+    }
+
+
+class PeakRSS:
+    """The largest resident set size seen while running (sampled every 20 ms from /proc)."""
+
+    def __init__(self):
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+
+    def _sample(self):
+        while not self._stop.is_set():
+            for line in Path("/proc/self/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    self.peak = max(self.peak, int(line.split()[1]) * 1024)
+            time.sleep(0.02)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _trainer_for(cfg: dict):
+    """tunekit's trainer for ``cfg`` (built, not trained): its model, its dataloader."""
+    import tunekit as tk
+    from tunekit.models import load_model, load_tokenizer
+    from tunekit.stages import STAGES, load_data
+
+    cfg = tk.load_config(cfg)
+    stage = STAGES[cfg.stage]
+    tokenizer = load_tokenizer(cfg)
+    data = load_data(cfg, tokenizer)
+    from transformers import set_seed
+
+    set_seed(cfg.seed)
+    model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"), tokenizer=tokenizer)
+    return stage.build(cfg, model, tokenizer, data, []), cfg
+
+
+def run_tunekit(cfg: dict, warmup: int) -> dict:
+    import tunekit as tk
+    from transformers import TrainerCallback
+
+    ends = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            ends.append(time.perf_counter())
+
+    with PeakRSS() as rss:
+        result = tk.train(cfg, callbacks=[Clock()], progress=False)
+    steps = [b - a for a, b in zip(ends, ends[1:])][warmup:]
+    log = [r for r in tk.read_log(result.log_path) if "loss" in r]
+    tokens = _useful_tokens(result.trainer, _batches(result.trainer, len(ends)))
+    return {"s_per_step": statistics.median(steps), "tokens_per_step": tokens, "peak_rss": rss.peak,
+            "first_loss": log[0]["loss"]}
+
+
+def _batches(trainer, n: int) -> list:
+    out = []
+    while len(out) < n:
+        for batch in trainer.get_train_dataloader():
+            out.append(batch)
+            if len(out) == n:
+                break
+    return out
+
+
+def _useful_tokens(trainer, batches: list) -> float:
+    """Mean real (non-pad) tokens per step: the attention masks' ones; for packed rows (which have no
+    mask) the mean length of a packed row times the batch size."""
+    if "attention_mask" in batches[0]:
+        return statistics.mean(sum(float(v.sum()) for k, v in b.items() if k.endswith("attention_mask"))
+                               for b in batches)
+    lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
+    return statistics.mean(lengths) * trainer.args.per_device_train_batch_size
+
+
+def run_plain(cfg: dict, warmup: int) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    trainer, parsed = _trainer_for(cfg)
+    model = trainer.model
+    stage, beta = parsed.stage, parsed.pref_beta
+    batches = _batches(trainer, parsed.max_steps)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=parsed.learning_rate, weight_decay=0.0)
+    model.train()
+
+    def logps(ids, attn, completion):
+        logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
+        per_token = logits.log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+        return (per_token * completion[:, 1:]).sum(-1)
+
+    def reference(ids, attn, completion):
+        with torch.no_grad(), model.disable_adapter():
+            return logps(ids, attn, completion)
+
+    def loss_of(batch):
+        if stage in ("pt", "sft"):
+            return model(**batch).loss
+        if stage == "rm":
+            rewards = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.squeeze(-1)
+            n = len(rewards) // 2
+            return -F.logsigmoid(rewards[:n] - rewards[n:]).mean()
+        ids, attn, comp = batch["input_ids"], batch["attention_mask"], batch["completion_mask"]
+        if stage == "dpo":
+            policy, ref = logps(ids, attn, comp), reference(ids, attn, comp)
+            n = len(policy) // 2
+            return -F.logsigmoid(beta * ((policy[:n] - ref[:n]) - (policy[n:] - ref[n:]))).mean()
+        policy, ref = logps(ids, attn, comp), reference(ids, attn, comp)  # kto
+        with torch.no_grad():
+            kl_args = (batch["KL_input_ids"], batch["KL_attention_mask"], batch["KL_completion_mask"])
+            kl = (logps(*kl_args) - reference(*kl_args)).mean().clamp(min=0)
+        reward = policy - ref
+        good = batch["label"].bool()
+        return torch.where(good, 1 - torch.sigmoid(beta * (reward - kl)), 1 - torch.sigmoid(beta * (kl - reward))).mean()
+
+    ends, first = [time.perf_counter()], None
+    with PeakRSS() as rss:
+        for batch in batches:
+            loss = loss_of(batch)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, parsed.max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            first = first if first is not None else float(loss)
+            ends.append(time.perf_counter())
+    steps = [b - a for a, b in zip(ends, ends[1:])][warmup:]
+    return {"s_per_step": statistics.median(steps), "tokens_per_step": _useful_tokens(trainer, batches),
+            "peak_rss": rss.peak, "first_loss": first}
+
+
+def _child(args) -> None:
+    cfg = config(args.stage, args.full, args.packing, str(HERE / ".runs" / f"{args.stage}-{args.side}"))
+    warmup = 2 if args.full else 3
+    result = (run_tunekit if args.side == "tunekit" else run_plain)(cfg, warmup)
+    print("RESULT " + json.dumps(result))
+
+
+def _measure(stage: str, side: str, full: bool, packing: bool = False) -> dict:
+    command = [sys.executable, __file__, "--child", "--stage", stage, "--side", side]
+    command += ["--full"] * full + ["--packing"] * packing
+    proc = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"{stage}/{side} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--full", action="store_true")
+    parser.add_argument("--stages", default=",".join(DATASETS))
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stage", help=argparse.SUPPRESS)
+    parser.add_argument("--side", help=argparse.SUPPRESS)
+    parser.add_argument("--packing", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        return _child(args)
+    rows = []
+    header = (f"{'stage':<12}{'tunekit s/step':>15}{'plain s/step':>14}{'ratio':>8}{'tokens/s tk':>13}"
+              f"{'tokens/s plain':>16}{'RSS tk GiB':>12}{'RSS plain GiB':>15}")
+    print(f"mode: {'full (smollm2-135m-instruct)' if args.full else 'quick (tiny-random-llama)'}")
+    print(header)
+    for stage in args.stages.split(","):
+        variants = [("", False)] + ([("+packing", True)] if stage == "sft" else [])
+        plain = _measure(stage, "plain", args.full)
+        for suffix, packing in variants:
+            ours = _measure(stage, "tunekit", args.full, packing)
+            row = {"stage": stage + suffix, "tunekit_s_per_step": ours["s_per_step"],
+                   "plain_s_per_step": plain["s_per_step"], "ratio": ours["s_per_step"] / plain["s_per_step"],
+                   "tunekit_tokens_per_s": ours["tokens_per_step"] / ours["s_per_step"],
+                   "plain_tokens_per_s": plain["tokens_per_step"] / plain["s_per_step"],
+                   "tunekit_peak_rss": ours["peak_rss"], "plain_peak_rss": plain["peak_rss"],
+                   "tunekit_first_loss": ours["first_loss"], "plain_first_loss": plain["first_loss"]}
+            rows.append(row)
+            print(f"{row['stage']:<12}{row['tunekit_s_per_step']:>15.3f}{row['plain_s_per_step']:>14.3f}"
+                  f"{row['ratio']:>8.3f}{row['tunekit_tokens_per_s']:>13.0f}{row['plain_tokens_per_s']:>16.0f}"
+                  f"{row['tunekit_peak_rss'] / 2**30:>12.2f}{row['plain_peak_rss'] / 2**30:>15.2f}", flush=True)
+    out = HERE / f"results-{'full' if args.full else 'quick'}.json"
+    out.write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"written: {out}")
+
+
+if __name__ == "__main__":
+    main()
