@@ -9,9 +9,10 @@ For each stage, two fresh processes run the same config: one trains with ``tk.tr
 a plain loop (forward, loss, backward, gradient clipping, AdamW; for dpo/kto the reference forward
 with the adapter disabled too) over the very batches tunekit's dataloader yields, on the same model
 and adapter. Each reports the median seconds per optimizer step after warm-up, the real (non-pad)
-tokens per second, and its peak RSS (sampled). tunekit runs here with ``packing: false``, so that both
-sides do identical work; for sft a third line shows tunekit with packing (its default), where the
-useful tokens per second is what changes. Rows go to ``bench/results-{quick,full}.json`` (``stage``,
+tokens per second, and its peak RSS (sampled). tunekit runs here with ``packing: false`` (its sft
+default), so that both sides do identical work; for sft more lines show tunekit with ``packing: true``
+(where the useful tokens per second is what changes) and with gradient checkpointing on, which is
+LLaMA-Factory's default. Rows go to ``bench/results-{quick,full}.json`` (``stage``,
 ``ratio``, ...). ppo is not measured yet.
 """
 
@@ -30,8 +31,9 @@ HERE = Path(__file__).resolve().parent
 DATASETS = {"pt": "c4_demo", "sft": "alpaca_en_demo", "rm": "dpo_en_demo", "dpo": "dpo_en_demo", "kto": "kto_en_demo"}
 
 
-def config(stage: str, full: bool, packing: bool, output_dir: str) -> dict:
+def config(stage: str, full: bool, packing: bool, output_dir: str, checkpointing: bool | None = None) -> dict:
     return {
+        "gradient_checkpointing": checkpointing,
         "model_name_or_path": "smollm2-135m-instruct" if full else "tiny-random-llama",
         "stage": stage, "dataset": DATASETS[stage], "max_samples": 200, "finetuning_type": "lora",
         "lora_target": "all", "lora_rank": 8, "per_device_train_batch_size": 4,
@@ -178,15 +180,16 @@ def run_plain(cfg: dict, warmup: int) -> dict:
 
 
 def _child(args) -> None:
-    cfg = config(args.stage, args.full, args.packing, str(HERE / ".runs" / f"{args.stage}-{args.side}"))
+    cfg = config(args.stage, args.full, args.packing, str(HERE / ".runs" / f"{args.stage}-{args.side}"),
+                 True if args.checkpointing else None)
     warmup = 2 if args.full else 3
     result = (run_tunekit if args.side == "tunekit" else run_plain)(cfg, warmup)
     print("RESULT " + json.dumps(result))
 
 
-def _measure(stage: str, side: str, full: bool, packing: bool = False) -> dict:
+def _measure(stage: str, side: str, full: bool, packing: bool = False, checkpointing: bool = False) -> dict:
     command = [sys.executable, __file__, "--child", "--stage", stage, "--side", side]
-    command += ["--full"] * full + ["--packing"] * packing
+    command += ["--full"] * full + ["--packing"] * packing + ["--checkpointing"] * checkpointing
     proc = subprocess.run(command, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
@@ -202,6 +205,7 @@ def main() -> None:
     parser.add_argument("--stage", help=argparse.SUPPRESS)
     parser.add_argument("--side", help=argparse.SUPPRESS)
     parser.add_argument("--packing", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpointing", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return _child(args)
@@ -211,10 +215,12 @@ def main() -> None:
     print(f"mode: {'full (smollm2-135m-instruct)' if args.full else 'quick (tiny-random-llama)'}")
     print(header)
     for stage in args.stages.split(","):
-        variants = [("", False)] + ([("+packing", True)] if stage == "sft" else [])
+        variants = [("", False, False)]
+        if stage == "sft":
+            variants += [("+packing", True, False), ("+checkpoint", False, True)]
         plain = _measure(stage, "plain", args.full)
-        for suffix, packing in variants:
-            ours = _measure(stage, "tunekit", args.full, packing)
+        for suffix, packing, checkpointing in variants:
+            ours = _measure(stage, "tunekit", args.full, packing, checkpointing)
             row = {"stage": stage + suffix, "tunekit_s_per_step": ours["s_per_step"],
                    "plain_s_per_step": plain["s_per_step"], "ratio": ours["s_per_step"] / plain["s_per_step"],
                    "tunekit_tokens_per_s": ours["tokens_per_step"] / ours["s_per_step"],
@@ -226,7 +232,9 @@ def main() -> None:
                   f"{row['ratio']:>8.3f}{row['tunekit_tokens_per_s']:>13.0f}{row['plain_tokens_per_s']:>16.0f}"
                   f"{row['tunekit_peak_rss'] / 2**30:>12.2f}{row['plain_peak_rss'] / 2**30:>15.2f}", flush=True)
     out = HERE / f"results-{'full' if args.full else 'quick'}.json"
-    out.write_text(json.dumps(rows, indent=2) + "\n")
+    measured = set(args.stages.split(","))  # rows of stages not measured this time are kept
+    kept = [r for r in json.loads(out.read_text()) if r["stage"].split("+")[0] not in measured] if out.exists() else []
+    out.write_text(json.dumps(kept + rows, indent=2) + "\n")
     print(f"written: {out}")
 
 

@@ -16,7 +16,7 @@ def test_quick_bench_prints_the_table_and_writes_rows_with_matching_first_losses
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "tunekit s/step" in proc.stdout and "ratio" in proc.stdout
     rows = {row["stage"]: row for row in json.loads((ROOT / "bench" / "results-quick.json").read_text())}
-    assert set(rows) == {"sft", "sft+packing", "dpo"}
+    assert set(rows) == {"sft", "sft+packing", "sft+checkpoint", "dpo"}
     for name in ("sft", "dpo"):
         row = rows[name]
         assert row["ratio"] > 0 and row["tunekit_peak_rss"] > 0 and row["plain_tokens_per_s"] > 0

@@ -121,9 +121,7 @@ def test_max_samples_and_val_size(tiny):
     assert len(rows["train"]) == 30 and len(rows["eval"]) == 10
     data = tk.load_data(cfg, tk.load_tokenizer(cfg))
     assert set(data) == {"train", "eval"}
-    assert set(data["train"].column_names) == {"input_ids", "position_ids", "labels"}  # sft packs by default
-    unpacked = tk.load_data({**tiny, "dataset": "identity", "packing": False}, tk.load_tokenizer(cfg))
-    assert set(unpacked["train"].column_names) == {"input_ids", "attention_mask", "labels"}
+    assert set(data["train"].column_names) == {"input_ids", "attention_mask", "labels"}
 
 
 def test_pt_packs_text_into_cutoff_len_blocks_with_every_token_trained(tiny, tokenizer):

@@ -128,7 +128,7 @@ class Config:
     cutoff_len: int = 2048
     max_samples: int | None = None
     val_size: float = 0.0  # fraction (< 1) or number of rows (>= 1) held out for evaluation
-    packing: bool | None = None  # default: on for pt and sft (sft rows never see each other), off otherwise
+    packing: bool | None = None  # default: on for pt, off otherwise (sft: see README "Speed" for why)
     train_on_prompt: bool = False
     mask_history: bool = False
     overwrite_cache: bool = False
@@ -198,7 +198,7 @@ class Config:
 
     @property
     def use_packing(self) -> bool:
-        return self.stage in ("pt", "sft") if self.packing is None else self.packing
+        return self.stage == "pt" if self.packing is None else self.packing
 
     @property
     def datasets(self) -> list[str]:
