@@ -13,7 +13,8 @@ tokens per second, and its peak RSS (sampled). tunekit runs here with ``packing:
 default), so that both sides do identical work; for sft more lines show tunekit with ``packing: true``
 (where the useful tokens per second is what changes) and with gradient checkpointing on, which is
 LLaMA-Factory's default. Rows go to ``bench/results-{quick,full}.json`` (``stage``,
-``ratio``, ...). ppo is not measured yet.
+``ratio``, ...). ppo's reward is a rule (answer length), and its tokens per second counts the sampled
+answer tokens; its sampling makes steps vary more than the other stages'.
 """
 
 from __future__ import annotations
@@ -28,7 +29,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-DATASETS = {"pt": "c4_demo", "sft": "alpaca_en_demo", "rm": "dpo_en_demo", "dpo": "dpo_en_demo", "kto": "kto_en_demo"}
+DATASETS = {"pt": "c4_demo", "sft": "alpaca_en_demo", "rm": "dpo_en_demo", "dpo": "dpo_en_demo", "kto": "kto_en_demo",
+            "ppo": "alpaca_en_demo"}
+
+
+def length_reward(prompts, responses):
+    """ppo's reward here: a rule (longer answers score higher), so that no reward model is timed."""
+    return [min(len(r), 200) / 100 for r in responses]
 
 
 def config(stage: str, full: bool, packing: bool, output_dir: str, checkpointing: bool | None = None) -> dict:
@@ -40,6 +47,7 @@ def config(stage: str, full: bool, packing: bool, output_dir: str, checkpointing
         "cutoff_len": 256 if full else 128, "learning_rate": 1e-4, "logging_steps": 1, "save_steps": 100000,
         "packing": packing, "output_dir": output_dir, "overwrite_output_dir": True, "report_to": "none",
         "max_steps": (2 + 6) if full else (3 + 10),
+        **({"reward_model_type": "function", "max_new_tokens": 32 if full else 8} if stage == "ppo" else {}),
     }
 
 
@@ -94,10 +102,14 @@ def run_tunekit(cfg: dict, warmup: int) -> dict:
         def on_step_end(self, args, state, control, **kwargs):
             ends.append(time.perf_counter())
 
+    reward = {"reward_fn": length_reward} if cfg["stage"] == "ppo" else {}
     with PeakRSS() as rss:
-        result = tk.train(cfg, callbacks=[Clock()], progress=False)
+        result = tk.train(cfg, callbacks=[Clock()], progress=False, **reward)
     steps = [b - a for a, b in zip(ends, ends[1:])][warmup:]
     log = [r for r in tk.read_log(result.log_path) if "loss" in r]
+    if cfg["stage"] == "ppo":
+        return {"s_per_step": statistics.median(steps), "peak_rss": rss.peak, "first_loss": log[0]["loss"],
+                "tokens_per_step": statistics.mean(r["response_length"] for r in log) * cfg["per_device_train_batch_size"]}
     tokens = _useful_tokens(result.trainer, _batches(result.trainer, len(ends)))
     return {"s_per_step": statistics.median(steps), "tokens_per_step": tokens, "peak_rss": rss.peak,
             "first_loss": log[0]["loss"]}
@@ -121,6 +133,83 @@ def _useful_tokens(trainer, batches: list) -> float:
                                for b in batches)
     lengths = [len(ids) for ids in trainer.train_dataset["input_ids"]]
     return statistics.mean(lengths) * trainer.args.per_device_train_batch_size
+
+
+def run_plain_ppo(cfg: dict, warmup: int) -> dict:
+    """One rollout (sample, score, policy / reference / value forwards, KL-penalised rewards, GAE) and
+    ``ppo_epochs`` clipped updates per step, written out plainly; the math helpers are tunekit's own
+    pure functions, which tests/test_ppo.py checks by hand."""
+    import torch
+
+    import tunekit as tk
+    from tunekit.stages import ppo
+    from tunekit.models import load_model, load_tokenizer
+    from tunekit.stages import load_data
+
+    parsed = tk.load_config(cfg)
+    tokenizer = load_tokenizer(parsed)
+    data = load_data(parsed, tokenizer)
+    from transformers import set_seed
+
+    set_seed(parsed.seed)
+    model, tokenizer = load_model(parsed, tokenizer=tokenizer)
+    prompts = [ppo.encode_prompt(tokenizer, row["prompt"], parsed) for row in data["train"]]
+    texts = [row["prompt"][-1]["content"] for row in data["train"]]
+    head = torch.nn.Linear(model.config.hidden_size, 1)
+    torch.nn.init.zeros_(head.weight)
+    torch.nn.init.zeros_(head.bias)
+    params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
+    optimizer = torch.optim.AdamW(params, lr=parsed.learning_rate, weight_decay=0.0)
+    batch, pad, eos = parsed.per_device_train_batch_size, tokenizer.pad_token_id, tokenizer.eos_token_id
+
+    def forward(ids, attn, p_len, values):
+        out = model(input_ids=ids, attention_mask=attn, position_ids=(attn.cumsum(-1) - 1).clamp(min=0),
+                    output_hidden_states=values, use_cache=False)
+        logp = (out.logits[:, p_len - 1: -1].float() / parsed.temperature).log_softmax(-1)
+        chosen = logp.gather(-1, ids[:, p_len:, None]).squeeze(-1)
+        return chosen, (head(out.hidden_states[-1][:, p_len - 1: -1]).squeeze(-1) if values else None)
+
+    ends, tokens, first = [time.perf_counter()], [], None
+    with PeakRSS() as rss:
+        for step in range(parsed.max_steps):
+            chosen = [prompts[(step * batch + i) % len(prompts)] for i in range(batch)]
+            width = max(map(len, chosen))
+            ids = torch.tensor([[pad] * (width - len(p)) + p for p in chosen])
+            attn = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in chosen])[:, None]).long()
+            model.eval()
+            with torch.no_grad():
+                out = model.generate(input_ids=ids, attention_mask=attn, do_sample=True,
+                                     max_new_tokens=parsed.max_new_tokens, temperature=parsed.temperature,
+                                     top_k=parsed.top_k, top_p=parsed.top_p, pad_token_id=pad, eos_token_id=eos)
+            responses = [row[: row.index(eos) + 1] if eos in row else row for row in out[:, width:].tolist()]
+            scores = torch.tensor(length_reward([texts[0]] * batch, [tokenizer.decode(r) for r in responses]))
+            r_len = max(max(map(len, responses)), 1)
+            ids = torch.cat([ids, torch.tensor([r + [pad] * (r_len - len(r)) for r in responses])], 1)
+            mask = torch.tensor([[1.0] * len(r) + [0.0] * (r_len - len(r)) for r in responses])
+            attn = torch.cat([attn, mask.long()], 1)
+            with torch.no_grad():
+                old, values = forward(ids, attn, width, True)
+                with model.disable_adapter():
+                    ref, _ = forward(ids, attn, width, False)
+            rewards, _ = ppo.kl_penalised_rewards(scores, old, ref, mask, parsed.ppo_init_kl_coef)
+            advantages, returns = ppo.gae(rewards, values, mask, parsed.ppo_gamma, parsed.ppo_lambda)
+            advantages = ppo.whiten(advantages, mask)
+            model.train()
+            for _ in range(parsed.ppo_epochs):
+                logprobs, new_values = forward(ids, attn, width, True)
+                pg, _ = ppo.policy_loss(logprobs, old, advantages, mask, parsed.ppo_cliprange)
+                vf = ppo.value_loss(new_values, values * mask, returns, mask, parsed.ppo_cliprange_value)
+                loss = pg + parsed.ppo_vf_coef * vf
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, parsed.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            first = first if first is not None else float(loss)
+            tokens.append(float(mask.sum()))
+            ends.append(time.perf_counter())
+    steps = [b - a for a, b in zip(ends, ends[1:])][warmup:]
+    return {"s_per_step": statistics.median(steps), "tokens_per_step": statistics.mean(tokens),
+            "peak_rss": rss.peak, "first_loss": first}
 
 
 def run_plain(cfg: dict, warmup: int) -> dict:
@@ -183,7 +272,8 @@ def _child(args) -> None:
     cfg = config(args.stage, args.full, args.packing, str(HERE / ".runs" / f"{args.stage}-{args.side}"),
                  True if args.checkpointing else None)
     warmup = 2 if args.full else 3
-    result = (run_tunekit if args.side == "tunekit" else run_plain)(cfg, warmup)
+    plain = run_plain_ppo if args.stage == "ppo" else run_plain
+    result = (run_tunekit if args.side == "tunekit" else plain)(cfg, warmup)
     print("RESULT " + json.dumps(result))
 
 
