@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import subprocess
 import sys
@@ -169,10 +170,13 @@ def run_plain_ppo(cfg: dict, warmup: int) -> dict:
         chosen = logp.gather(-1, ids[:, p_len:, None]).squeeze(-1)
         return chosen, (head(out.hidden_states[-1][:, p_len - 1: -1]).squeeze(-1) if values else None)
 
+    order = list(range(len(prompts)))  # tunekit's prompt order and sampling seed: the same answers get sampled
+    random.Random(parsed.seed).shuffle(order)
+    torch.manual_seed(parsed.seed)
     ends, tokens, first = [time.perf_counter()], [], None
     with PeakRSS() as rss:
         for step in range(parsed.max_steps):
-            chosen = [prompts[(step * batch + i) % len(prompts)] for i in range(batch)]
+            chosen = [prompts[order[(step * batch + i) % len(prompts)]] for i in range(batch)]
             width = max(map(len, chosen))
             ids = torch.tensor([[pad] * (width - len(p)) + p for p in chosen])
             attn = (torch.arange(width)[None] >= torch.tensor([width - len(p) for p in chosen])[:, None]).long()
