@@ -133,7 +133,8 @@ def ctrl_c_stops(stopper):
         if stopper.requested.is_set():
             raise KeyboardInterrupt
         stopper.stop()
-        say("\n[tunekit] stopping at the end of this step, with a checkpoint there (press Ctrl-C again to abort at once)")
+        say("\n[tunekit] stopping at the end of this step, with a checkpoint there "
+            "(press Ctrl-C again to abort at once)")
 
     previous = signal.signal(signal.SIGINT, on_interrupt)
     try:

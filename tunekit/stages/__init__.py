@@ -179,9 +179,10 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
 
         for kind in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
             trainer.callback_handler.remove_callback(kind)
+    unit = "sequences (packed)" if cfg.use_packing and cfg.stage in ("pt", "sft") else "rows"
+    processes = f"; {world_size()} processes" if world_size() > 1 else ""
     say(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
-        f"{len(data['train'])} training {'sequences (packed)' if cfg.use_packing and 'input_ids' in data['train'].column_names else 'rows'}"
-        + (f"; {world_size()} processes" if world_size() > 1 else ""))
+        f"{len(data['train'])} training {unit}{processes}")
     try:
         with ctrl_c_stops(stopper):
             output = trainer.train(resume_from_checkpoint=resume)

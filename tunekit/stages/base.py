@@ -8,6 +8,7 @@ import torch
 
 from ..config import Config, comma_list
 from ..data import IGNORE_INDEX
+from ..distributed import say
 
 
 def training_kwargs(cfg: Config, has_eval: bool) -> dict:
@@ -65,8 +66,6 @@ def decide_gradient_checkpointing(cfg: Config, model, data) -> None:
     """Unless the config sets ``gradient_checkpointing``, turn it on only when one micro-batch's
     activations would take more than half the memory there is (it costs about a third more compute);
     the log says which was chosen and why."""
-    from ..distributed import say
-
     if cfg.gradient_checkpointing is not None:
         say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (set in the config)")
         return
