@@ -59,6 +59,8 @@ def load_data(cfg: Config | str | dict, tokenizer):
 
 
 def _resume_path(cfg: Config) -> str | None:
+    """The checkpoint ``resume_from_checkpoint`` names (``true``: the last one), checked to exist and to
+    leave steps to train: a checkpoint at or past ``max_steps`` would 'resume' into a run that trains nothing."""
     value = cfg.resume_from_checkpoint
     if value in (None, False):
         return None
@@ -69,23 +71,19 @@ def _resume_path(cfg: Config) -> str | None:
                 f"resume_from_checkpoint: true, but output_dir={cfg.output_dir!r} has no checkpoint-* folder; "
                 "set save_steps so that checkpoints are written, or drop resume_from_checkpoint"
             )
-        return found
-    if not Path(value).exists():
+    elif not Path(value).exists():
         raise ConfigError(f"resume_from_checkpoint={value!r} does not exist; give a checkpoint-N folder of a run, "
                           "or true for the last one in output_dir")
-    if not (Path(value) / "trainer_state.json").is_file():
+    elif not (Path(value) / "trainer_state.json").is_file():
         raise ConfigError(f"resume_from_checkpoint={value!r} is not a checkpoint folder (no trainer_state.json); "
                           "give a checkpoint-N folder of a run, or true for the last one in output_dir")
-    return str(value)
-
-
-def _check_resume_step(cfg: Config, resume: str | None) -> None:
-    """A checkpoint at or past ``max_steps`` would 'resume' into a run that trains nothing."""
-    if resume and cfg.max_steps > 0 and checkpoint_step(resume) >= cfg.max_steps:
+    found = found if value is True else str(value)
+    if cfg.max_steps > 0 and checkpoint_step(found) >= cfg.max_steps:
         raise ConfigError(
-            f"resume_from_checkpoint={resume!r} is at step {checkpoint_step(resume)} and max_steps={cfg.max_steps}: "
+            f"resume_from_checkpoint={found!r} is at step {checkpoint_step(found)} and max_steps={cfg.max_steps}: "
             "nothing is left to train; raise max_steps, or drop resume_from_checkpoint to start again"
         )
+    return found
 
 
 # What a run writes into output_dir: removed before a run with overwrite_output_dir: true.
@@ -148,7 +146,6 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     check_launch(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
-    _check_resume_step(cfg, resume)
     # ppo's reward is checked (and loaded) first: a wrong reward_model is reported before anything else loads
     extra = {"reward_fn": stage.reward_function(cfg, reward_fn)} if cfg.stage == "ppo" else {}
     # The data is read before the model is loaded: a bad row is reported in a second, on its own.
