@@ -5,8 +5,6 @@ from __future__ import annotations
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from tunekit.callbacks import metric_series, read_log
-
 from .static import StaticCopy, png_chart
 
 
@@ -14,6 +12,8 @@ class RunsChart(StaticCopy, widgets.VBox):
     """A plotly chart of ``key`` with one line per run (``runs``: label -> output folder)."""
 
     def __init__(self, runs: dict[str, str], key: str = "loss", title: str | None = None):
+        from tunekit.callbacks import metric_series, read_log  # imports transformers: not before the backend
+
         self.key, self.title = key, title or key
         self.series = {label: metric_series(read_log(output_dir), key) for label, output_dir in runs.items()}
         self.figure = go.FigureWidget()

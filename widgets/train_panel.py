@@ -18,9 +18,7 @@ import time
 import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
-from transformers import TrainerCallback
 
-from tunekit.callbacks import StopCallback, metric_series
 from tunekit.config import Config, TunekitError, load_config
 
 from .static import StaticCopy, escape, png_chart
@@ -49,6 +47,8 @@ class TrainPanel(StaticCopy, widgets.VBox):
     def __init__(self, config: Config | str | dict, *, callbacks: list | None = None, reward_fn=None,
                  refresh: float = 1.0, **overrides):
         self.config = load_config(config, **overrides)
+        from tunekit.callbacks import StopCallback  # transformers: imported after load_config chose the backend
+
         self.callbacks = list(callbacks or [])
         self.reward_fn = reward_fn
         self.refresh = refresh
@@ -76,7 +76,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
         self.figure.update_xaxes(title_text="step")
         super().__init__([self.title, widgets.HBox([self.progress, self.stop_button]), self.status,
                           self.figure, self.values])
-        self._follower = _Follow(self)
+        self._follower = _follower(self)
         self._drawn = 0.0
 
     # -- actions -------------------------------------------------------------------------------
@@ -92,6 +92,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
 
     def run(self, show: bool = True):
         """Show the panel (unless ``show=False``), train, and return the ``tk.TrainResult``."""
+        from tunekit.callbacks import StopCallback
         from tunekit.stages import train
 
         if show:
@@ -128,6 +129,8 @@ class TrainPanel(StaticCopy, widgets.VBox):
     # -- drawing -------------------------------------------------------------------------------
 
     def series(self, key: str) -> tuple[list, list]:
+        from tunekit.callbacks import metric_series
+
         return metric_series(self.history, key)
 
     def draw(self, force: bool = False) -> None:
@@ -170,35 +173,40 @@ def _answer_clicks_while_busy(button: widgets.Button) -> None:
         del comm._reply_subshell_id
 
 
-class _Follow(TrainerCallback):
-    """Feeds the panel: progress on every step, chart points on every log."""
+def _follower(panel: TrainPanel):
+    """A ``TrainerCallback`` that feeds the panel: progress on every step, chart points on every log.
+    (Made here, so that importing the panels imports no transformers before the backend is chosen.)"""
+    from transformers import TrainerCallback
 
-    def __init__(self, panel: TrainPanel):
-        self.panel = panel
-        self.started = time.time()
-        self.first_step = 0
-        self.shown = 0.0
+    class Follow(TrainerCallback):
+        def __init__(self, panel: TrainPanel):
+            self.panel = panel
+            self.started = time.time()
+            self.first_step = 0
+            self.shown = 0.0
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.started, self.first_step = time.time(), state.global_step
-        self.panel.progress.max = max(1, state.max_steps)
-        self.panel.progress.value = state.global_step
-        self.panel.status.value = f"training: step {state.global_step} of {state.max_steps}"
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.started, self.first_step = time.time(), state.global_step
+            self.panel.progress.max = max(1, state.max_steps)
+            self.panel.progress.value = state.global_step
+            self.panel.status.value = f"training: step {state.global_step} of {state.max_steps}"
 
-    def on_step_end(self, args, state, control, **kwargs):
-        now = time.monotonic()
-        if now - self.shown < self.panel.refresh and state.global_step < state.max_steps:
-            return
-        self.shown = now
-        panel, elapsed = self.panel, time.time() - self.started
-        done = state.global_step - self.first_step
-        left = elapsed / done * (state.max_steps - state.global_step) if done else 0
-        panel.progress.value = state.global_step
-        if not panel.stopper.requested.is_set():
-            panel.status.value = (f"training: step {state.global_step} of {state.max_steps} · {_clock(elapsed)} "
-                                  f"elapsed · about {_clock(left)} left")
+        def on_step_end(self, args, state, control, **kwargs):
+            now = time.monotonic()
+            if now - self.shown < self.panel.refresh and state.global_step < state.max_steps:
+                return
+            self.shown = now
+            panel, elapsed = self.panel, time.time() - self.started
+            done = state.global_step - self.first_step
+            left = elapsed / done * (state.max_steps - state.global_step) if done else 0
+            panel.progress.value = state.global_step
+            if not panel.stopper.requested.is_set():
+                panel.status.value = (f"training: step {state.global_step} of {state.max_steps} · "
+                                      f"{_clock(elapsed)} elapsed · about {_clock(left)} left")
 
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if logs:
-            self.panel.history.append({"step": state.global_step, **logs})
-            self.panel.draw()
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs:
+                self.panel.history.append({"step": state.global_step, **logs})
+                self.panel.draw()
+
+    return Follow(panel)

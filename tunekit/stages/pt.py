@@ -9,7 +9,6 @@ Trained with the transformers ``Trainer``.
 from __future__ import annotations
 
 import datasets
-from transformers import Trainer, TrainingArguments
 
 from ..config import Config, DataError
 from ..data import encode_texts, load_rows
@@ -30,7 +29,9 @@ def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     return datasets.DatasetDict(out)
 
 
-def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list) -> Trainer:
+def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list):
+    from transformers import Trainer, TrainingArguments  # imported here, after the backend
+
     args = TrainingArguments(**only_known(TrainingArguments, training_kwargs(cfg, "eval" in data)))
     return Trainer(
         model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),

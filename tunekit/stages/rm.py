@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import datasets
 import torch
-from trl import RewardConfig, RewardTrainer
 
 from ..config import Config
 from ..data import load_rows
@@ -27,7 +26,9 @@ def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     return load_rows(cfg, "pairwise", tokenizer)
 
 
-def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list) -> RewardTrainer:
+def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list):
+    from trl import RewardConfig, RewardTrainer  # imported here, after the backend (Unsloth patches trl)
+
     args = RewardConfig(**only_known(RewardConfig, training_kwargs(cfg, "eval" in data)), max_length=cfg.cutoff_len)
     return RewardTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data.get("eval"),
                          processing_class=tokenizer, callbacks=callbacks)

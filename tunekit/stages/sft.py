@@ -10,7 +10,6 @@ tokens and -100 elsewhere, so what ``tk.load_data`` shows is exactly what trains
 from __future__ import annotations
 
 import datasets
-from trl import SFTConfig, SFTTrainer
 
 from ..config import Config, DataError
 from ..data import IGNORE_INDEX, encode_chat, load_rows, pack_examples
@@ -39,7 +38,9 @@ def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     return datasets.DatasetDict(out)
 
 
-def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list) -> SFTTrainer:
+def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list):
+    from trl import SFTConfig, SFTTrainer  # imported here, after the backend (Unsloth patches trl)
+
     kwargs = training_kwargs(cfg, "eval" in data)
     args = SFTConfig(
         **only_known(SFTConfig, kwargs), max_length=None, packing=False,
