@@ -11,6 +11,7 @@ from conftest import ROOT
 
 
 def test_quick_bench_prints_the_table_and_writes_rows_with_matching_first_losses():
+    (ROOT / "bench" / "results-quick.json").unlink(missing_ok=True)  # rows of earlier runs are kept by design
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "stages.py"), "--stages", "sft,dpo"],
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
