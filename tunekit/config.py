@@ -217,8 +217,7 @@ _IGNORED = {
     "ddp_find_unused_parameters": "set by accelerate",
     "streaming": "data sets are loaded in memory",
     "buffer_size": "data sets are loaded in memory",
-    "use_unsloth": "use backend: unsloth",
-    "use_unsloth_gc": "use backend: unsloth",
+    "use_unsloth_gc": "backend: unsloth always uses Unsloth's gradient checkpointing",
     "enable_liger_kernel": "not used on this backend",
     "upcast_layernorm": "not needed in fp32",
     "upcast_lmhead_output": "not needed in fp32",
@@ -263,6 +262,17 @@ def load_config(source: str | os.PathLike | dict | Config | None = None, *args: 
     ``"key=value"`` strings (values parsed as YAML), ``overrides`` are keyword values; both win
     over the file. Raises ``ConfigError`` with a one-line message on any bad key or value.
     """
+    raw = read_config(source, *args, **overrides)
+    from .backends import import_first
+
+    import_first(raw)  # Unsloth, where it is the backend, goes before the checks below import transformers
+    return _validate(raw)
+
+
+def read_config(source: str | os.PathLike | dict | Config | None = None, *args: str, **overrides: Any) -> dict:
+    """The raw keys ``load_config`` validates: the file (or dict), then ``args`` and ``overrides``, with
+    LLaMA-Factory's switches put in tunekit's terms (``use_unsloth``, ``disable_gradient_checkpointing``).
+    It imports nothing, so the CLI can choose the backend before the checks import transformers."""
     if isinstance(source, Config):
         raw = source.to_dict()
     elif isinstance(source, dict):
@@ -277,7 +287,14 @@ def load_config(source: str | os.PathLike | dict | Config | None = None, *args: 
             raise ConfigError(f"override {arg!r} is not key=value (e.g. max_steps=10)")
         raw[key.strip()] = _parse_override(value)
     raw.update(overrides)
-    return _validate(raw)
+    if "disable_gradient_checkpointing" in raw:  # LLaMA-Factory's spelling: true = gradient_checkpointing: false
+        disable = _coerce("disable_gradient_checkpointing", raw.pop("disable_gradient_checkpointing"), bool)
+        if disable and "gradient_checkpointing" not in raw:
+            raw["gradient_checkpointing"] = False
+    if "use_unsloth" in raw:  # LLaMA-Factory's switch: true = backend: unsloth, false = backend: hf
+        use = _coerce("use_unsloth", raw.pop("use_unsloth"), bool)
+        raw.setdefault("backend", "unsloth" if use else "hf")
+    return raw
 
 
 def _read_yaml(path: Path) -> dict:
@@ -314,10 +331,6 @@ def _validate(raw: dict) -> Config:
     values: dict[str, Any] = {}
     passthrough: dict[str, Any] = dict(raw.pop("training_args", None) or {})
     ignored = []  # warned about only once the config is valid: an error stays the one line printed
-    if "disable_gradient_checkpointing" in raw:  # LLaMA-Factory's spelling: true = gradient_checkpointing: false
-        disable = _coerce("disable_gradient_checkpointing", raw.pop("disable_gradient_checkpointing"), bool)
-        if disable and "gradient_checkpointing" not in raw:
-            raw["gradient_checkpointing"] = False
     for key, value in raw.items():
         if key in _IGNORED:
             ignored.append(f"{key} is not used by tunekit ({_IGNORED[key]}); ignored")
@@ -458,6 +471,9 @@ def _check(cfg: Config) -> None:
                           "examples/deepspeed/ds_z2_config.json")
     if cfg.quantization_bit is not None and cfg.quantization_bit not in (4, 8):
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} must be 4 or 8")
+    if cfg.quantization_bit is not None and cfg.finetuning_type != "lora":
+        raise ConfigError(f"quantization_bit={cfg.quantization_bit} trains a LoRA adapter on a quantized base (QLoRA), "
+                          f"and finetuning_type={cfg.finetuning_type!r}; set finetuning_type: lora or remove quantization_bit")
     if cfg.optim != Config.optim:
         from transformers.training_args import OptimizerNames  # imported only for a non-default optimizer
 

@@ -12,7 +12,8 @@ def generate(model, tokenizer, prompts: list[str] | str, max_new_tokens: int = 6
 
     Each prompt is wrapped in the tokenizer's chat template (``chat=False`` sends it raw).
     ``temperature=0`` decodes greedily; above 0 samples with ``top_p`` / ``top_k``, reproducibly
-    when ``seed`` is given. The model's train/eval mode is restored afterwards.
+    when ``seed`` is given. The model's train/eval mode is restored afterwards (an Unsloth model is
+    switched with ``FastLanguageModel.for_inference`` and back with ``for_training``).
     """
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
@@ -33,17 +34,38 @@ def generate(model, tokenizer, prompts: list[str] | str, max_new_tokens: int = 6
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
     was_training = model.training
-    model.eval()
+    inference_mode(model)
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
             output = model.generate(**batch, **kwargs)
     finally:
-        model.train(was_training)
+        if was_training:
+            training_mode(model)
     new = output[:, batch["input_ids"].shape[1]:]
     answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
     return answers[0] if single else answers
+
+
+def inference_mode(model) -> None:
+    """Ready ``model`` to generate: ``eval()``, or Unsloth's ``for_inference`` for a model it loaded."""
+    if getattr(model, "tunekit_backend", None) == "unsloth":
+        from unsloth import FastLanguageModel
+
+        FastLanguageModel.for_inference(model)
+    else:
+        model.eval()
+
+
+def training_mode(model) -> None:
+    """Back to training after ``inference_mode``: ``train()``, or Unsloth's ``for_training``."""
+    if getattr(model, "tunekit_backend", None) == "unsloth":
+        from unsloth import FastLanguageModel
+
+        FastLanguageModel.for_training(model)
+    else:
+        model.train()
 
 
 def _render(tokenizer, prompt: str, system: str | None) -> str:

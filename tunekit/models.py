@@ -26,6 +26,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from .backends import INSTALL, activate, plain_reason
 from .config import Config, ConfigError, comma_list, error_reason, load_config
 from .data.templates import ensure_chat_template
 
@@ -261,12 +262,17 @@ def _build_tiny(folder: Path, corpus: list[str]) -> None:
 
 
 def quiet_loading() -> None:
-    """No weight-loading or data-mapping progress bars (the CLI and the panels show progress themselves)."""
-    import datasets
-    import transformers
+    """No weight-loading or data-mapping progress bars (the CLI and the panels show progress themselves).
+    transformers reads the hub's switch when it is imported, so this imports none of it (see backends.py)."""
+    import sys
 
-    transformers.utils.logging.disable_progress_bar()
+    import datasets
+    from huggingface_hub.utils import disable_progress_bars
+
+    disable_progress_bars()
     datasets.disable_progress_bars()
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 def _as_config(cfg: Config | str | dict) -> Config:
@@ -280,9 +286,10 @@ def _as_config(cfg: Config | str | dict) -> Config:
 
 def load_tokenizer(cfg: Config | str | dict):
     """The tokenizer of ``model_name_or_path``, with a pad token and a chat template."""
+    cfg = _as_config(cfg)
+    activate(cfg)  # before transformers is imported: Unsloth, when it is the backend, patches it
     from transformers import AutoTokenizer
 
-    cfg = _as_config(cfg)
     path = resolve_model(cfg.model_name_or_path)
     tokenizer = _from_pretrained(AutoTokenizer, path, trust_remote_code=cfg.trust_remote_code, cache_dir=cfg.cache_dir)
     if tokenizer.pad_token is None:
@@ -296,24 +303,98 @@ def load_model(cfg: Config | str | dict, *, head: str = "causal_lm", tokenizer=N
     """Load model and tokenizer for ``cfg`` and attach adapters per ``finetuning_type``.
 
     Returns ``(model, tokenizer)``. ``head="causal_lm"`` (default) or ``"score"`` (a scalar
-    sequence-classification head, for reward models).
+    sequence-classification head, for reward models). With ``backend: unsloth`` a LoRA or QLoRA
+    language model loads through Unsloth's ``FastLanguageModel``; everything else through transformers.
     """
+    cfg = _as_config(cfg)
+    backend = activate(cfg)
+    tokenizer = tokenizer or load_tokenizer(cfg)
+    if backend == "unsloth" and plain_reason(cfg, head) is None:
+        return _load_unsloth(cfg, tokenizer), tokenizer
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
 
-    cfg = _as_config(cfg)
-    tokenizer = tokenizer or load_tokenizer(cfg)
     path = resolve_model(cfg.model_name_or_path)
     loader = AutoModelForCausalLM if head == "causal_lm" else AutoModelForSequenceClassification
     kwargs = {"trust_remote_code": cfg.trust_remote_code, "cache_dir": cfg.cache_dir, "dtype": _dtype(cfg)}
     if head == "score":
         kwargs["num_labels"] = 1
+    if cfg.quantization_bit:
+        kwargs.update(quantization_config=_bitsandbytes_config(cfg), device_map={"": int(os.environ.get("LOCAL_RANK", "0"))})
     model = _from_pretrained(loader, path, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if cfg.do_train:  # training never uses the KV cache; without one, packed rows get their block-diagonal mask
         model.config.use_cache = False
+    if cfg.quantization_bit and cfg.do_train:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(cfg.gradient_checkpointing))
     model = attach_adapters(model, cfg)
     return model, tokenizer
+
+
+def _bitsandbytes_config(cfg: Config):
+    """QLoRA on the plain path: the base model quantized by bitsandbytes (4-bit NF4 with double
+    quantization, as LLaMA-Factory; or 8-bit), computing in the training dtype."""
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ConfigError(f"quantization_bit={cfg.quantization_bit} with backend: hf needs the bitsandbytes package: "
+                          f'pip install bitsandbytes (or {INSTALL} for the Unsloth backend)')
+    from transformers import BitsAndBytesConfig
+
+    if cfg.quantization_bit == 8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=_dtype(cfg))
+
+
+# ---------------------------------------------------------------------------------------------
+# Unsloth (backend: unsloth; backends.py chooses it and imports it first)
+# ---------------------------------------------------------------------------------------------
+
+
+def unsloth_load_kwargs(cfg: Config, path: str) -> dict:
+    """``FastLanguageModel.from_pretrained`` keywords for ``cfg``: ``path`` is the model (a folder or hub id),
+    or the adapter to continue from (Unsloth then loads the base its adapter_config.json names)."""
+    dtype = torch.bfloat16 if cfg.bf16 else torch.float16 if cfg.fp16 else None  # None: Unsloth picks bf16 or fp16
+    return dict(
+        model_name=path, max_seq_length=cfg.cutoff_len, dtype=dtype,
+        load_in_4bit=cfg.quantization_bit == 4, load_in_8bit=cfg.quantization_bit == 8,
+        trust_remote_code=cfg.trust_remote_code, fix_tokenizer=False,  # tunekit's tokenizer tokenized the data
+        use_gradient_checkpointing=unsloth_checkpointing(cfg), random_state=cfg.seed,
+    )
+
+
+def unsloth_peft_kwargs(cfg: Config, targets: list[str]) -> dict:
+    """``FastLanguageModel.get_peft_model`` keywords for ``cfg``'s LoRA."""
+    return dict(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
+        bias="none", modules_to_save=comma_list(cfg.additional_target) or None,
+        use_gradient_checkpointing=unsloth_checkpointing(cfg), random_state=cfg.seed,
+        max_seq_length=cfg.cutoff_len,
+    )
+
+
+def unsloth_checkpointing(cfg: Config):
+    """Unsloth's own gradient checkpointing (activations offloaded to CPU memory) while training, unless the
+    config turns checkpointing off."""
+    return "unsloth" if cfg.do_train and cfg.gradient_checkpointing is not False else False
+
+
+def _load_unsloth(cfg: Config, tokenizer):
+    from unsloth import FastLanguageModel
+
+    adapter = next(iter(_adapters(cfg)), None)  # at most one here (backends.plain_reason)
+    if adapter:
+        _warn_if_half_trained(adapter)
+    model, _ = FastLanguageModel.from_pretrained(**unsloth_load_kwargs(cfg, adapter or resolve_model(cfg.model_name_or_path)))
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    if not adapter:
+        model = FastLanguageModel.get_peft_model(model, **unsloth_peft_kwargs(cfg, _lora_targets(model, cfg)))
+    if not cfg.do_train:
+        FastLanguageModel.for_inference(model)
+    model.tunekit_backend = "unsloth"  # generation switches it to inference and back (generation.py)
+    return model
 
 
 def _dtype(cfg: Config) -> torch.dtype:
@@ -347,8 +428,24 @@ def attach_adapters(model, cfg: Config):
 
 
 def _lora(model, cfg: Config):
-    from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+    from peft import LoraConfig, TaskType, get_peft_model
 
+    adapters = _adapters(cfg)
+    if adapters:
+        for adapter in adapters[:-1]:  # earlier adapters are merged in, the last one trains on
+            model = _load_adapter(model, adapter, cfg, trainable=False).merge_and_unload()
+        return _load_adapter(model, adapters[-1], cfg, trainable=cfg.do_train)
+    is_classifier = hasattr(model, "score")
+    lora = LoraConfig(
+        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+        target_modules=_lora_targets(model, cfg), task_type=TaskType.SEQ_CLS if is_classifier else TaskType.CAUSAL_LM,
+        modules_to_save=comma_list(cfg.additional_target) or None,
+    )
+    return get_peft_model(model, lora)
+
+
+def _adapters(cfg: Config) -> list[str]:
+    """The folders of ``adapter_name_or_path``, each checked to hold a saved adapter."""
     adapters = comma_list(cfg.adapter_name_or_path)
     for adapter in adapters:
         if not (Path(adapter) / "adapter_config.json").is_file():
@@ -356,10 +453,11 @@ def _lora(model, cfg: Config):
                 f"adapter_name_or_path={adapter!r} is not a saved adapter (no adapter_config.json); "
                 "give the output_dir of a LoRA run"
             )
-    if adapters:
-        for adapter in adapters[:-1]:  # earlier adapters are merged in, the last one trains on
-            model = _load_adapter(model, adapter, cfg, trainable=False).merge_and_unload()
-        return _load_adapter(model, adapters[-1], cfg, trainable=cfg.do_train)
+    return adapters
+
+
+def _lora_targets(model, cfg: Config) -> list[str]:
+    """The module names ``lora_target`` means for this model (checked, as is ``additional_target``)."""
     available = linear_module_names(model)
     if cfg.lora_target.strip().lower() == "all":
         targets = available
@@ -379,13 +477,7 @@ def _lora(model, cfg: Config):
     if unknown:
         raise ConfigError(f"additional_target={cfg.additional_target!r}: {', '.join(unknown)} names no module of this "
                           "model; use module names such as embed_tokens,lm_head")
-    is_classifier = hasattr(model, "score")
-    lora = LoraConfig(
-        r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, target_modules=targets,
-        task_type=TaskType.SEQ_CLS if is_classifier else TaskType.CAUSAL_LM,
-        modules_to_save=comma_list(cfg.additional_target) or None,
-    )
-    return get_peft_model(model, lora)
+    return targets
 
 
 def _load_adapter(model, adapter: str, cfg: Config, trainable: bool):

@@ -14,12 +14,9 @@ from typing import Any
 
 import torch
 
-from transformers import Trainer
-
-from ..callbacks import LOG_NAME, LogCallback, StopCallback, plot_metrics
 from ..config import (Config, ConfigError, TrainingError, check_output_dir, checkpoint_step, degrade_for_hardware,
                       error_reason, last_checkpoint, load_config)
-from ..backends import choose_backend
+from ..backends import activate, describe
 from ..distributed import check_launch, is_main_process, say, world_size
 from ..models import load_model, load_tokenizer, trainable_summary
 from ..safety import ctrl_c_stops, guard_hf_trainer, remove_partial_saves, save_outputs
@@ -87,7 +84,7 @@ def _resume_path(cfg: Config) -> str | None:
 
 
 # What a run writes into output_dir: removed before a run with overwrite_output_dir: true.
-_OUTPUTS = ("checkpoint-*", LOG_NAME, "training_*.png", "*_results.json", "trainer_state.json", "adapter_*",
+_OUTPUTS = ("checkpoint-*", "training_*.png", "*_results.json", "trainer_state.json", "adapter_*",
             "model*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
             "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md",
             "value_head.safetensors")
@@ -95,6 +92,8 @@ _OUTPUTS = ("checkpoint-*", LOG_NAME, "training_*.png", "*_results.json", "train
 
 def _prepare_output_dir(cfg: Config, resume: str | None) -> None:
     """Start clean when ``overwrite_output_dir`` allows it, saying what goes; drop half-written checkpoints."""
+    from ..callbacks import LOG_NAME
+
     out = Path(cfg.output_dir)
     partial = remove_partial_saves(out) if out.is_dir() else []
     if partial:
@@ -102,12 +101,13 @@ def _prepare_output_dir(cfg: Config, resume: str | None) -> None:
     if resume:
         print(f"[tunekit] resuming from {resume}", flush=True)
         return
-    found = sorted({p.name for pattern in _OUTPUTS for p in out.glob(pattern)}) if out.is_dir() else []
+    patterns = (*_OUTPUTS, LOG_NAME)
+    found = sorted({p.name for pattern in patterns for p in out.glob(pattern)}) if out.is_dir() else []
     if found and cfg.overwrite_output_dir:
         shown = ", ".join(found[:6]) + (f" and {len(found) - 6} more" if len(found) > 6 else "")
         print(f"[tunekit] overwrite_output_dir: removing the previous run from {cfg.output_dir} ({shown}); "
               "training starts from the base model", flush=True)
-        for pattern in _OUTPUTS:
+        for pattern in patterns:
             for path in out.glob(pattern):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
 
@@ -142,12 +142,17 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     stage = stage_module(cfg)
     if reward_fn is not None and cfg.stage != "ppo":
         raise ConfigError(f"reward_fn is only used by stage: ppo (this config has stage={cfg.stage!r})")
-    choose_backend(cfg)
+    backend = activate(cfg)  # first: Unsloth must be imported before transformers, trl and peft
+    from transformers import Trainer
+
+    from ..callbacks import LogCallback, StopCallback, plot_metrics
+
     check_launch(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
     # ppo's reward is checked (and loaded) first: a wrong reward_model is reported before anything else loads
     extra = {"reward_fn": stage.reward_function(cfg, reward_fn)} if cfg.stage == "ppo" else {}
+    say(f"[tunekit] {describe(cfg, backend)}")
     # The data is read before the model is loaded: a bad row is reported in a second, on its own.
     tokenizer = load_tokenizer(cfg)
     data = load_data(cfg, tokenizer)

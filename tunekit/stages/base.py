@@ -66,6 +66,12 @@ def decide_gradient_checkpointing(cfg: Config, model, data) -> None:
     """Unless the config sets ``gradient_checkpointing``, turn it on only when one micro-batch's
     activations would take more than half the memory there is (it costs about a third more compute);
     the log says which was chosen and why."""
+    if getattr(model, "tunekit_backend", None) == "unsloth":  # Unsloth wrapped the layers when it loaded them
+        how = "off (set in the config)" if cfg.gradient_checkpointing is False else (
+            "Unsloth's, activations offloaded to CPU memory (gradient_checkpointing: false turns it off)")
+        say(f"[tunekit] gradient checkpointing: {how}")
+        cfg.gradient_checkpointing = False  # the Trainer must not wrap them a second time
+        return
     if cfg.gradient_checkpointing is not None:
         say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (set in the config)")
         return

@@ -13,8 +13,11 @@ from ..config import Config
 
 
 def split_fresh_adapter(cfg: Config, model):
-    """(model, peft_config) to hand to a trl trainer that builds its own reference."""
+    """(model, peft_config) to hand to a trl trainer that builds its own reference. An Unsloth model keeps
+    its adapter (its fast LoRA layers): trl's "ref" copy of a fresh adapter is the base, as LoRA starts at zero."""
     if cfg.finetuning_type != "lora" or cfg.adapter_name_or_path or not hasattr(model, "peft_config"):
+        return model, None
+    if getattr(model, "tunekit_backend", None) == "unsloth":
         return model, None
     peft_config = model.peft_config["default"]
     return model.unload(), peft_config
