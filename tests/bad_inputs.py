@@ -183,6 +183,10 @@ CASES = [
     Case("qlora_on_cpu", lambda t: base(t, quantization_bit=4), "ConfigError",
          ["quantization_bit=4", "CUDA", "remove it"]),
     Case("unsloth_on_cpu", lambda t: base(t, backend="unsloth"), "ConfigError", ["backend=unsloth", "backend: auto"]),
+    Case("llamafactory_use_unsloth_on_cpu", lambda t: base(t, use_unsloth=True), "ConfigError",
+         ["backend=unsloth needs a CUDA GPU", "backend: auto"]),
+    Case("qlora_with_full_finetuning", lambda t: base(t, quantization_bit=4, finetuning_type="full"), "ConfigError",
+         ["quantization_bit=4", "finetuning_type='full'", "finetuning_type: lora"]),
     # --- config: keys that must agree with each other or with what is on disk ---------------------
     Case("ppo_without_reward_model", lambda t: base(t, stage="ppo", max_new_tokens=32), "ConfigError",
          ["stage=ppo needs reward_model", "rm run"]),
