@@ -82,13 +82,19 @@ def test_qlora_on_the_plain_path_names_bitsandbytes(monkeypatch):
         models._bitsandbytes_config(tk.load_config({"dataset": "identity", "quantization_bit": 4}))
 
 
-def test_trl_1_15_cannot_run_dpo_or_kto_on_cpu(monkeypatch):
+def test_trl_1_15_cannot_run_its_fused_lm_head_stages_on_cpu(monkeypatch):
+    """trl 1.15's SFT, DPO and KTO trainers compute log-probs with a triton-only kernel; pt (transformers'
+    Trainer), rm, ORPO and SimPO do not use it."""
     monkeypatch.setattr(backends, "_trl_version", lambda: (1, 15))
-    for stage in ("dpo", "kto"):
+    for stage in ("sft", "dpo", "kto"):
         cfg = tk.load_config({"dataset": "dpo_en_demo", "stage": stage, "per_device_train_batch_size": 2})
         with pytest.raises(ConfigError, match=f"stage={stage} on a CPU needs trl 1.16 or newer"):
             backends.check_backend(cfg, cuda=False, installed=False)
         assert backends.check_backend(cfg, cuda=True, installed=True) == "unsloth"  # trl 1.15 is the extra's, on CUDA
+    for keys in ({"stage": "pt"}, {"stage": "rm"}, {"stage": "dpo", "pref_loss": "orpo"},
+                 {"stage": "dpo", "pref_loss": "simpo"}):
+        assert backends.check_backend(tk.load_config({"dataset": "dpo_en_demo", **keys}), cuda=False, installed=False) == "hf"
+    monkeypatch.setattr(backends, "_trl_version", lambda: (1, 16))
     assert backends.check_backend(tk.load_config({"dataset": "identity"}), cuda=False, installed=False) == "hf"
 
 

@@ -58,7 +58,7 @@ def check_backend(cfg: Config, *, cuda: bool | None = None, installed: bool | No
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} (QLoRA) needs a CUDA GPU (bitsandbytes or "
                           "Unsloth); remove it to train in fp32 on this CPU")
     backend = choose_backend(cfg.backend, cuda=cuda, installed=installed)
-    if not cuda and cfg.stage in ("dpo", "kto") and _trl_version() < (1, 16):
+    if not cuda and _uses_fused_lm_head(cfg) and _trl_version() < (1, 16):
         raise ConfigError(f"stage={cfg.stage} on a CPU needs trl 1.16 or newer (trl {_trl_version_text()}'s fused "
                           "LM head needs triton and a GPU); pip install 'trl>=1.16,<1.17'")
     return backend
@@ -116,6 +116,12 @@ def plain_reason(cfg: Config, head: str = "causal_lm") -> str | None:
     if len(comma_list(cfg.adapter_name_or_path)) > 1:
         return "Unsloth loads one adapter; the plain loader merges the earlier ones in"
     return None
+
+
+def _uses_fused_lm_head(cfg: Config) -> bool:
+    """Whether the stage's trl trainer computes log-probs through trl's fused LM head (sft, dpo's
+    sigmoid/hinge/ipo, kto): trl 1.15 has it only as a triton kernel, 1.16 also in plain torch."""
+    return cfg.stage in ("sft", "kto") or (cfg.stage == "dpo" and cfg.pref_loss not in ("orpo", "simpo"))
 
 
 def _trl_version() -> tuple[int, int]:
