@@ -1,8 +1,9 @@
 """Sanity checks for the demo data sets written by generate.py.
 
 Run ``python3 tunekit/data/demo/check.py``. It re-derives the answers of the computed
-tasks independently of the generator (by parsing the rows) and checks counts, label
-balance, duplicates, JSON validity, placeholders and the registry. Exits non-zero on failure.
+tasks independently of the generator (by parsing the rows; for math_demo, from each question
+or from each step of its working) and checks counts, label balance, duplicates, JSON
+validity, placeholders and the registry. Exits non-zero on failure.
 """
 
 from __future__ import annotations
@@ -125,6 +126,66 @@ def check_good(prompt: str, answer: str, where: str, inp: str = "") -> None:
         checked["computed"] += 1
 
 
+def check_math(rows: list) -> tuple[int, int]:
+    """math_demo: GSM8K-shaped rows; re-derive every answer from the question or its working."""
+    system = ("Solve the problem. Show your working briefly, then give the final answer on a last "
+              "line of its own, written as: #### <number>")
+    ops = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
+           "/": lambda a, b: a // b if b and a % b == 0 else None}
+    n_arith = n_word = 0
+    if len(rows) != 360:
+        fail(f"math: {len(rows)} rows, want 360")
+    questions = [r.get("question") for r in rows]
+    if len(set(questions)) != len(questions):
+        fail("math: duplicate questions")
+    for i, r in enumerate(rows):
+        where = f"math {i}"
+        if set(r) != {"system", "question", "answer"}:
+            fail(f"{where}: keys {sorted(r)}")
+            continue
+        if r["system"] != system:
+            fail(f"{where}: system text differs")
+        lines = r["answer"].split("\n")
+        if len(lines) < 2 or not re.fullmatch(r"#### \d+", lines[-1]):
+            fail(f"{where}: last line {lines[-1]!r} is not '#### N'")
+            continue
+        final = int(lines[-1][5:])
+        if final >= 1000:
+            fail(f"{where}: answer {final} is not below 1000")
+        working = "\n".join(lines[:-1])
+        m = re.fullmatch(r"What is (\d+) ([-+*/]) (\d+)\?", r["question"])
+        if m:  # plain arithmetic: recompute from the question alone
+            n_arith += 1
+            a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+            want = ops[op](a, b)
+            small = a <= 99 and b <= 99 if op in "+-" else (a <= 12 and b <= 12 if op == "*" else b <= 12 and want is not None and want <= 12)
+            if want is None or want < 0 or not small:
+                fail(f"{where}: {r['question']} is not a small exact non-negative sum")
+            elif final != want or working != f"{a} {op} {b} = {want}":
+                fail(f"{where}: {r['question']} -> {r['answer']!r}, want {want}")
+            checked["computed"] += 1
+            continue
+        n_word += 1  # word problem: check each step, and that the last one gives the final answer
+        exprs = re.findall(r"(\d+) ([-+*/]) (\d+) = (\d+)", working)
+        if not 1 <= len(exprs) <= 2:
+            fail(f"{where}: {len(exprs)} computed steps in {working!r}")
+            continue
+        known = set(nums(r["question"]))
+        for a, op, b, c in exprs:
+            a, b, c = int(a), int(b), int(c)
+            if ops[op](a, b) != c:
+                fail(f"{where}: {a} {op} {b} = {c} is wrong")
+            if a not in known or b not in known:
+                fail(f"{where}: {a} {op} {b} uses a number that is not in the question or an earlier step")
+            known.add(c)
+            checked["computed"] += 1
+        if final != int(exprs[-1][3]):
+            fail(f"{where}: final {final} is not the last step's result {exprs[-1][3]}")
+    if abs(n_arith - n_word) > 40:
+        fail(f"math: {n_arith} arithmetic vs {n_word} word problems, want about half each")
+    return n_arith, n_word
+
+
 def load_json(name: str):
     try:
         return json.loads((HERE / name).read_text(encoding="utf-8"))
@@ -237,15 +298,22 @@ def main() -> int:
         if r["label"]:
             check_good(r["messages"][0]["content"], r["messages"][1]["content"], f"kto {i}")
 
+    # math (grpo)
+    math = load_json("math_demo.json")
+    n_arith, n_word = check_math(math)
+
     # registry
     info = load_json("dataset_info.json")
+    want = {"file_name": "math_demo.json", "columns": {"prompt": "question", "response": "answer", "system": "system"}}
+    if info.get("math_demo") != want:
+        fail(f"dataset_info: math_demo entry is {info.get('math_demo')!r}")
     for name, spec in info.items():
         if not (HERE / spec["file_name"]).exists():
             fail(f"dataset_info: {name} file missing")
 
     print(f"c4_demo {len(docs)} | alpaca {len(alpaca)} ({sum(1 for r in alpaca if r['input'])} with input) | "
           f"identity {len(ident)} ({with_author} with author) | dpo {len(dpo)} ({multi} multi-turn) | "
-          f"kto {len(kto)} ({labels.count(True)} true)")
+          f"kto {len(kto)} ({labels.count(True)} true) | math {len(math)} ({n_arith} arithmetic, {n_word} word)")
     print(f"computed answers checked: {checked['computed']}")
     print("sizes:", sizes)
     for e in errors[:50]:

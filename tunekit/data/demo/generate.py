@@ -7,6 +7,7 @@ Run ``python3 tunekit/data/demo/generate.py``; it writes, next to itself:
 * ``identity.json``       -- "who are you" rows whose answers use ``{{name}}`` / ``{{author}}``
 * ``dpo_en_demo.json``    -- sharegpt preference pairs (chosen / rejected)
 * ``kto_en_demo.json``    -- sharegpt rows with a boolean desirability ``label``
+* ``math_demo.json``      -- GSM8K-shaped system / question / answer rows (answers end ``#### N``) for GRPO
 * ``dataset_info.json``   -- a LLaMA-Factory-compatible registry of the files above
 
 All of the text -- templates, sentence fragments, facts and answers -- was written for
@@ -31,6 +32,8 @@ N_ALPACA = 400
 N_DPO = 360
 N_DPO_MULTI = 48
 N_KTO = 360  # must be even: half true, half false
+N_MATH = 360  # half plain arithmetic, half word problems
+MATH_SEED = SEED + 6  # math_demo's own generator: adding it left the other files unchanged
 
 
 # ---------------------------------------------------------------------------
@@ -1592,6 +1595,265 @@ def build_kto(rng: random.Random) -> list[dict]:
 # 6. registry and main
 # ---------------------------------------------------------------------------
 
+# ---------------------------------------------------------------------------
+# 6. math word problems with verifiable answers (GRPO), GSM8K-shaped
+# ---------------------------------------------------------------------------
+
+MATH_SYSTEM = ("Solve the problem. Show your working briefly, then give the final answer on a last "
+               "line of its own, written as: #### <number>")
+MATH_NAMES = [("Mia", "she"), ("Theo", "he"), ("Ava", "she"), ("Ravi", "he"), ("Lena", "she"),
+              ("Jonah", "he"), ("Nora", "she"), ("Felix", "he"), ("Zara", "she"), ("Owen", "he"),
+              ("Ines", "she"), ("Kai", "he"), ("Lily", "she"), ("Marco", "he"), ("Sana", "she"),
+              ("Hugo", "he"), ("Tara", "she"), ("Emil", "he"), ("Ruby", "she"), ("Idris", "he")]
+MATH_ITEMS = [("notebook", "notebooks"), ("pen", "pens"), ("sandwich", "sandwiches"),
+              ("ticket", "tickets"), ("toy car", "toy cars"), ("cupcake", "cupcakes")]
+
+
+def _m_names(rng):
+    (n1, p1), (n2, _) = rng.sample(MATH_NAMES, 2)
+    return n1, p1, p1.capitalize(), n2
+
+
+def _m_arith(rng, op: str):
+    """A plain 'What is a OP b?' with small numbers and a non-negative whole answer."""
+    if op == "+":
+        a, b = rng.randint(2, 99), rng.randint(2, 99)
+        c = a + b
+    elif op == "-":
+        a = rng.randint(10, 99)
+        b = rng.randint(1, a - 1)
+        c = a - b
+    elif op == "*":
+        a, b = rng.randint(2, 12), rng.randint(2, 12)
+        c = a * b
+    else:
+        b, c = rng.randint(2, 12), rng.randint(2, 12)
+        a = b * c
+    return f"What is {a} {op} {b}?", f"{a} {op} {b} = {c}", c
+
+
+def _mw_apples(rng):
+    n1, _, P, _ = _m_names(rng)
+    n, k = rng.randint(2, 9), rng.randint(2, 12)
+    e = rng.randint(2, min(20, n * k - 2))
+    t = n * k
+    return (f"{n1} has {n} bags with {k} apples in each bag. {P} eats {e} of the apples. "
+            f"How many apples does {n1} have left?",
+            f"{n1} has {n} bags of {k} apples: {n} * {k} = {t}. {P} eats {e}: {t} - {e} = {t - e}.", t - e)
+
+
+def _mw_books(rng):
+    n1, _, P, _ = _m_names(rng)
+    a, b = rng.randint(5, 60), rng.randint(2, 40)
+    return (f"{n1} has {a} books on a shelf. {P} buys {b} more at a book sale. How many books does {n1} have now?",
+            f"{n1} starts with {a} books and buys {b} more: {a} + {b} = {a + b}.", a + b)
+
+
+def _mw_coins(rng):
+    n1, _, P, _ = _m_names(rng)
+    a, b = rng.randint(5, 50), rng.randint(2, 30)
+    s = a + b
+    c = rng.randint(2, s - 2)
+    return (f"{n1} has {a} coins in a jar. {P} finds {b} more coins, then spends {c} coins on a snack. "
+            f"How many coins does {n1} have now?",
+            f"After finding more: {a} + {b} = {s}. After spending {c}: {s} - {c} = {s - c}.", s - c)
+
+
+def _mw_bus(rng):
+    a = rng.randint(10, 50)
+    b, c = rng.randint(2, a - 1), rng.randint(2, 30)
+    m = a - b
+    return (f"A bus has {a} passengers. At the next stop, {b} people get off and {c} people get on. "
+            f"How many passengers are on the bus now?",
+            f"After {b} get off: {a} - {b} = {m}. After {c} get on: {m} + {c} = {m + c}.", m + c)
+
+
+def _mw_trays(rng):
+    n1, _, _, _ = _m_names(rng)
+    t, k = rng.randint(2, 9), rng.randint(2, 12)
+    return (f"{n1} bakes {t} trays of cookies with {k} cookies on each tray. How many cookies does {n1} bake?",
+            f"{t} trays of {k} cookies: {t} * {k} = {t * k}.", t * k)
+
+
+def _mw_share_cookies(rng):
+    n1, _, _, _ = _m_names(rng)
+    n, k = rng.randint(2, 10), rng.randint(2, 12)
+    return (f"{n1} has {n * k} cookies and shares them equally among {n} friends. "
+            f"How many cookies does each friend get?",
+            f"Each friend gets {n * k} / {n} = {k}.", k)
+
+
+def _mw_pages(rng):
+    n1, _, _, _ = _m_names(rng)
+    p, d = rng.randint(2, 25), rng.randint(2, 9)
+    return (f"{n1} reads {p} pages of a book every day. How many pages does {n1} read in {d} days?",
+            f"{p} pages a day for {d} days: {p} * {d} = {p * d}.", p * d)
+
+
+def _mw_pages_left(rng):
+    n1, _, _, _ = _m_names(rng)
+    p, d = rng.randint(3, 20), rng.randint(2, 7)
+    read = p * d
+    total = read + rng.randint(5, 120)
+    return (f"A book has {total} pages. {n1} reads {p} pages a day for {d} days. "
+            f"How many pages are left to read?",
+            f"{n1} reads {p} * {d} = {read} pages. Pages left: {total} - {read} = {total - read}.", total - read)
+
+
+def _mw_change(rng):
+    n1, _, _, _ = _m_names(rng)
+    one, many = rng.choice(MATH_ITEMS)
+    price, n = rng.randint(2, 9), rng.randint(2, 6)
+    cost = price * n
+    bill = next(b for b in (10, 20, 50, 100) if b > cost)
+    return (f"One {one} costs ${price}. {n1} buys {n} {many} and pays with a ${bill} note. "
+            f"How much change does {n1} get, in dollars?",
+            f"The {many} cost {n} * {price} = {cost} dollars. Change: {bill} - {cost} = {bill - cost}.", bill - cost)
+
+
+def _mw_spend(rng):
+    n1, _, _, _ = _m_names(rng)
+    (one1, _), (one2, _) = rng.sample(MATH_ITEMS, 2)
+    a, b = rng.randint(2, 40), rng.randint(2, 40)
+    return (f"{n1} buys {a_an(one1)} for ${a} and {a_an(one2)} for ${b}. "
+            f"How much does {n1} spend in total, in dollars?",
+            f"{a} + {b} = {a + b} dollars.", a + b)
+
+
+def _mw_age_future(rng):
+    n1, _, _, n2 = _m_names(rng)
+    a, d, y = rng.randint(5, 15), rng.randint(2, 30), rng.randint(2, 10)
+    m = a + d
+    return (f"{n1} is {a} years old. {n2} is {d} years older than {n1}. How old will {n2} be in {y} years?",
+            f"{n2} is {a} + {d} = {m} years old now. In {y} years: {m} + {y} = {m + y}.", m + y)
+
+
+def _mw_age_gap(rng):
+    n1, _, _, n2 = _m_names(rng)
+    a = rng.randint(12, 80)
+    b = rng.randint(3, a - 2)
+    return (f"{n1} is {a} years old and {n2} is {b} years old. How many years older is {n1} than {n2}?",
+            f"{a} - {b} = {a - b} years.", a - b)
+
+
+def _mw_eggs(rng):
+    n1, _, _, _ = _m_names(rng)
+    n = rng.randint(2, 8)
+    t = n * 12
+    u = rng.randint(2, min(30, t - 2))
+    return (f"A carton holds 12 eggs. {n1} buys {n} cartons and uses {u} eggs to bake cakes. "
+            f"How many eggs are left?",
+            f"{n} cartons of 12 eggs: {n} * 12 = {t}. After using {u}: {t} - {u} = {t - u}.", t - u)
+
+
+def _mw_chairs(rng):
+    r, c = rng.randint(2, 12), rng.randint(2, 12)
+    t = r * c
+    s = rng.randint(2, t - 2)
+    return (f"A hall has {r} rows of chairs with {c} chairs in each row. {s} chairs are taken. "
+            f"How many chairs are empty?",
+            f"There are {r} * {c} = {t} chairs. Empty: {t} - {s} = {t - s}.", t - s)
+
+
+def _mw_savings(rng):
+    n1, _, _, _ = _m_names(rng)
+    a, s, w = rng.randint(5, 50), rng.randint(2, 15), rng.randint(2, 10)
+    x = s * w
+    return (f"{n1} has ${a} saved and saves ${s} more every week. "
+            f"How much money will {n1} have after {w} weeks, in dollars?",
+            f"{n1} saves {s} * {w} = {x} dollars. Total: {a} + {x} = {a + x}.", a + x)
+
+
+def _mw_stickers(rng):
+    n1, _, _, n2 = _m_names(rng)
+    a = rng.randint(20, 90)
+    b = rng.randint(5, a - 2)
+    return (f"{n1} has {a} stickers and {n2} has {b} stickers. How many more stickers does {n1} have than {n2}?",
+            f"{a} - {b} = {a - b} more stickers.", a - b)
+
+
+def _mw_pizza(rng):
+    n1, _, _, _ = _m_names(rng)
+    n, k = rng.randint(2, 6), rng.choice([6, 8, 10, 12])
+    t = n * k
+    e = rng.randint(2, t - 2)
+    return (f"{n1} orders {n} pizzas, and each pizza is cut into {k} slices. The family eats {e} slices. "
+            f"How many slices are left?",
+            f"{n} * {k} = {t} slices. Left: {t} - {e} = {t - e}.", t - e)
+
+
+def _mw_walk(rng):
+    n1, _, _, _ = _m_names(rng)
+    m, d = rng.randint(5, 30), rng.randint(2, 7)
+    x = m + m
+    return (f"{n1} walks {m} minutes to school and {m} minutes back home each day. "
+            f"How many minutes does {n1} walk in {d} days?",
+            f"Each day: {m} + {m} = {x} minutes. In {d} days: {x} * {d} = {x * d}.", x * d)
+
+
+def _mw_birds(rng):
+    a = rng.randint(5, 40)
+    b, c = rng.randint(2, a - 1), rng.randint(2, 20)
+    m = a - b
+    return (f"There are {a} birds on a fence. {b} birds fly away, and then {c} more birds land on the fence. "
+            f"How many birds are on the fence now?",
+            f"After {b} fly away: {a} - {b} = {m}. After {c} land: {m} + {c} = {m + c}.", m + c)
+
+
+def _mw_sweets(rng):
+    n1, _, P, _ = _m_names(rng)
+    n, per = rng.randint(2, 8), rng.randint(2, 10)
+    t = n * per
+    b = rng.randint(2, t - 2)
+    a = t - b
+    return (f"{n1} has {a} sweets and buys {b} more. {P} then shares all the sweets equally among {n} friends. "
+            f"How many sweets does each friend get?",
+            f"{a} + {b} = {t} sweets. Each friend gets {t} / {n} = {per}.", per)
+
+
+def _mw_marbles(rng):
+    n1, _, _, _ = _m_names(rng)
+    k, bags = rng.randint(2, 12), rng.randint(2, 12)
+    return (f"{n1} has {k * bags} marbles and puts them into bags of {k}. How many bags does {n1} fill?",
+            f"{k * bags} / {k} = {bags} bags.", bags)
+
+
+def _mw_tulips(rng):
+    n1, _, _, _ = _m_names(rng)
+    r, k, m = rng.randint(2, 9), rng.randint(2, 10), rng.randint(2, 20)
+    x = r * k
+    return (f"{n1} plants {r} rows of tulips with {k} tulips in each row, then plants {m} more by the gate. "
+            f"How many tulips does {n1} plant in total?",
+            f"In rows: {r} * {k} = {x} tulips. Total: {x} + {m} = {x + m}.", x + m)
+
+
+MATH_WORD = [_mw_apples, _mw_books, _mw_coins, _mw_bus, _mw_trays, _mw_share_cookies, _mw_pages,
+             _mw_pages_left, _mw_change, _mw_spend, _mw_age_future, _mw_age_gap, _mw_eggs, _mw_chairs,
+             _mw_savings, _mw_stickers, _mw_pizza, _mw_walk, _mw_birds, _mw_sweets, _mw_marbles, _mw_tulips]
+
+
+def build_math(rng: random.Random) -> list[dict]:
+    """Half plain arithmetic, half one- or two-step word problems (templates taken in turn)."""
+    rows, seen = [], set()
+
+    def add(question: str, working: str, answer: int) -> bool:
+        if question in seen:
+            return False
+        assert 0 <= answer < 1000, (question, answer)
+        seen.add(question)
+        rows.append({"system": MATH_SYSTEM, "question": question, "answer": f"{working}\n#### {answer}"})
+        return True
+
+    for i in range(N_MATH // 2):
+        while not add(*_m_arith(rng, "+-*/"[i % 4])):
+            pass
+    for i in range(N_MATH - N_MATH // 2):
+        while not add(*MATH_WORD[i % len(MATH_WORD)](rng)):
+            pass
+    rng.shuffle(rows)
+    return rows
+
+
 DATASET_INFO = {
     "c4_demo": {"file_name": "c4_demo.jsonl", "columns": {"prompt": "text"}},
     "alpaca_en_demo": {"file_name": "alpaca_en_demo.json"},
@@ -1602,6 +1864,8 @@ DATASET_INFO = {
                     "columns": {"messages": "messages", "kto_tag": "label"},
                     "tags": {"role_tag": "role", "content_tag": "content",
                              "user_tag": "user", "assistant_tag": "assistant"}},
+    "math_demo": {"file_name": "math_demo.json",
+                  "columns": {"prompt": "question", "response": "answer", "system": "system"}},
 }
 
 
@@ -1618,6 +1882,7 @@ def main(out_dir: Path = HERE) -> dict[str, int]:
     identity = build_identity(random.Random(SEED + 3))
     dpo = build_dpo(random.Random(SEED + 4))
     kto = build_kto(random.Random(SEED + 5))
+    math = build_math(random.Random(MATH_SEED))
     with open(out_dir / "c4_demo.jsonl", "w", encoding="utf-8") as f:
         for doc in c4:
             f.write(json.dumps(doc, ensure_ascii=False) + "\n")
@@ -1625,9 +1890,10 @@ def main(out_dir: Path = HERE) -> dict[str, int]:
     _write_json(out_dir / "identity.json", identity)
     _write_json(out_dir / "dpo_en_demo.json", dpo)
     _write_json(out_dir / "kto_en_demo.json", kto)
+    _write_json(out_dir / "math_demo.json", math)
     _write_json(out_dir / "dataset_info.json", DATASET_INFO)
     counts = {"c4_demo": len(c4), "alpaca_en_demo": len(alpaca), "identity": len(identity),
-              "dpo_en_demo": len(dpo), "kto_en_demo": len(kto)}
+              "dpo_en_demo": len(dpo), "kto_en_demo": len(kto), "math_demo": len(math)}
     return counts
 
 
