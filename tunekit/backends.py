@@ -120,8 +120,8 @@ def plain_reason(cfg: Config, head: str = "causal_lm") -> str | None:
 
 def _uses_fused_lm_head(cfg: Config) -> bool:
     """Whether the stage's trl trainer computes log-probs through trl's fused LM head (sft, dpo's
-    sigmoid/hinge/ipo, kto): trl 1.15 has it only as a triton kernel, 1.16 also in plain torch."""
-    return cfg.stage in ("sft", "kto") or (cfg.stage == "dpo" and cfg.pref_loss not in ("orpo", "simpo"))
+    sigmoid/hinge/ipo, kto, grpo): trl 1.15 has it only as a triton kernel, 1.16 also in plain torch."""
+    return cfg.stage in ("sft", "kto", "grpo") or (cfg.stage == "dpo" and cfg.pref_loss not in ("orpo", "simpo"))
 
 
 def _trl_version() -> tuple[int, int]:

@@ -6,6 +6,7 @@ plots and any later reader use.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 import os
@@ -131,7 +132,8 @@ def plot_metrics(output_dir: str | os.PathLike, keys: list[str]) -> list[Path]:
     """One PNG per metric found in the log: ``training_loss.png``, ``training_eval_loss.png``, ...
 
     Each shows the raw points (markers, so a run with two log steps still reads) and, from ten
-    points on, a smoothed line.
+    points on, a smoothed line. A key with ``*`` stands for every logged key it matches
+    (``rewards/*/mean``: one plot per reward function).
     """
     import matplotlib
 
@@ -139,6 +141,8 @@ def plot_metrics(output_dir: str | os.PathLike, keys: list[str]) -> list[Path]:
     import matplotlib.pyplot as plt
 
     records = read_log(output_dir)
+    logged = list(dict.fromkeys(key for record in records for key in record))
+    keys = [match for key in keys for match in (fnmatch.filter(logged, key) if "*" in key else [key])]
     written = []
     for key in keys:
         steps, values = metric_series(records, key)

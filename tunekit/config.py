@@ -37,7 +37,7 @@ class TrainingError(TunekitError, RuntimeError):
     """Training cannot go on (a NaN or infinite loss); the checkpoints already written are kept."""
 
 
-STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto")
+STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto", "grpo")
 FINETUNING_TYPES = ("lora", "freeze", "full")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "orpo", "simpo")
 BACKENDS = ("auto", "hf", "unsloth")
@@ -121,6 +121,10 @@ class Config:
     ppo_vf_coef: float = 0.1  # weight of the value loss
     ppo_init_kl_coef: float = 0.2  # starting KL coefficient (adapted towards ppo_target)
     ppo_horizon: int = 10000  # the adaptive KL controller's horizon
+    # grpo (pref_beta is its KL weight)
+    num_generations: int = 4  # answers sampled per prompt; batch x accumulation counts answers: a multiple of it
+    reward_funcs: str = "accuracy,format"  # comma list: accuracy, format, length (tunekit/rewards.py), module:function
+    reward_weights: str | None = None  # one number per reward (reward_model last); default: 1 each
     # --- dataset -----------------------------------------------------------------------------
     dataset: str | None = None  # comma list of names from dataset_info.json
     eval_dataset: str | None = None
@@ -358,7 +362,8 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             return None
         raise ConfigError(f"{key} must be set (got null); remove the line to use the default")
     if key in ("dataset", "eval_dataset", "lora_target", "additional_target", "report_to",
-               "freeze_trainable_modules", "freeze_extra_modules", "adapter_name_or_path") and isinstance(value, list):
+               "freeze_trainable_modules", "freeze_extra_modules", "adapter_name_or_path", "reward_funcs",
+               "reward_weights") and isinstance(value, list):
         value = ",".join(str(v) for v in value)
     for typ in allowed:
         if typ is type(None):
@@ -451,7 +456,9 @@ def _check(cfg: Config) -> None:
         raise ConfigError("bf16 and fp16 are both true; choose one")
     if cfg.stage == "ppo" and not cfg.reward_model and cfg.reward_model_type != "function":
         raise ConfigError("stage=ppo needs reward_model: the output_dir of an rm run (e.g. saves/.../reward)")
-    if cfg.stage == "ppo" and cfg.max_new_tokens >= cfg.cutoff_len:
+    if cfg.stage == "grpo":
+        _check_grpo(cfg)
+    if cfg.stage in ("ppo", "grpo") and cfg.max_new_tokens >= cfg.cutoff_len:
         raise ConfigError(
             f"max_new_tokens={cfg.max_new_tokens} must be below cutoff_len={cfg.cutoff_len}: "
             "the prompt and the sampled response share cutoff_len"
@@ -485,6 +492,33 @@ def _check(cfg: Config) -> None:
     _check_report_to(cfg.report_to)
     if cfg.lora_alpha is None:
         cfg.lora_alpha = cfg.lora_rank * 2
+
+
+def _check_grpo(cfg: Config) -> None:
+    from .rewards import BUILT_IN
+
+    for name in comma_list(cfg.reward_funcs):
+        if ":" not in name and name not in BUILT_IN:
+            close = difflib.get_close_matches(name, BUILT_IN, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"reward_funcs: {name!r} is not a built-in reward ({', '.join(BUILT_IN)}); {hint}"
+                              "or give a module:function path")
+    for weight in comma_list(cfg.reward_weights):
+        if _convert(weight, float) is _FAIL:
+            raise ConfigError(f"reward_weights={cfg.reward_weights!r}: {weight!r} is not a number; give one number "
+                              "per reward, e.g. 1.0,0.5")
+    if cfg.num_generations < 2:
+        raise ConfigError(f"num_generations={cfg.num_generations} must be at least 2: GRPO compares the answers "
+                          "sampled for the same prompt")
+    answers = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    if answers % cfg.num_generations:
+        raise ConfigError(
+            f"num_generations={cfg.num_generations} must divide per_device_train_batch_size x "
+            f"gradient_accumulation_steps = {answers} (each step's answers are whole groups); make the batch a "
+            f"multiple of {cfg.num_generations}, e.g. per_device_train_batch_size: {cfg.num_generations * 2}")
+    if (cfg.val_size or cfg.eval_dataset) and cfg.per_device_eval_batch_size % cfg.num_generations:
+        raise ConfigError(f"per_device_eval_batch_size={cfg.per_device_eval_batch_size} must be a multiple of "
+                          f"num_generations={cfg.num_generations} (each prompt's answers are scored together)")
 
 
 def _choice_hint(key: str, value: Any, choices: tuple) -> str:

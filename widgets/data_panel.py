@@ -21,7 +21,8 @@ from tunekit.data import IGNORE_INDEX, encode_chat, load_rows, row_length
 
 from .static import StaticCopy, escape
 
-KIND = {"pt": "text", "sft": "chat", "ppo": "chat", "rm": "pairwise", "dpo": "pairwise", "kto": "unpaired"}
+KIND = {"pt": "text", "sft": "chat", "ppo": "chat", "rm": "pairwise", "dpo": "pairwise", "kto": "unpaired",
+        "grpo": "chat"}
 LOSS_STYLE = "background:#b7ebb0"  # a token the loss is computed on
 CONTEXT_STYLE = "background:#e4e4e4;color:#555"  # a token the model only reads
 ROLE_COLOUR = {"system": "#f3e8ff", "user": "#e8f0fe", "assistant": "#e9f7ef", "tool": "#fff4e5"}
@@ -99,6 +100,12 @@ class DataPanel(StaticCopy, widgets.VBox):
 
             ids = encode_prompt(tok, _prompt_messages(row["messages"]), cfg)
             return [("prompt (the policy writes the answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]
+        if self.kind == "chat" and cfg.stage == "grpo":  # the policy writes answers; the rewards check them
+            from tunekit.stages.grpo import prompt_ids, split_answer
+
+            ids = prompt_ids(tok, split_answer(row["messages"])[0])
+            return [("prompt (the policy writes a group of answers; the rewards check them against the data's "
+                     "answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]
         if self.kind == "chat":
             return [("conversation", encode_chat(tok, row["messages"], cfg.cutoff_len, cfg.train_on_prompt,
                                                  cfg.mask_history))]

@@ -31,6 +31,7 @@ STAGE_KEYS = {  # what each stage's second chart shows (the keys its trainer log
     "dpo": ("rewards/accuracies", "rewards/margins", "eval_rewards/margins"),
     "kto": ("rewards/margins", "kl", "eval_rewards/margins"),
     "ppo": ("reward", "kl", "eval_reward"),
+    "grpo": ("reward", "rewards/accuracy/mean", "rewards/format/mean", "reward_group_std", "kl"),
 }
 
 _NOT_SHOWN = ("step", "epoch", "total_flos", "train_loss")

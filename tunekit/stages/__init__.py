@@ -20,12 +20,12 @@ from ..backends import activate, describe
 from ..distributed import check_launch, is_main_process, say, world_size
 from ..models import load_model, load_tokenizer, trainable_summary
 from ..safety import ctrl_c_stops, guard_hf_trainer, remove_partial_saves, save_outputs
-from . import dpo, kto, ppo, pt, rm, sft
+from . import dpo, grpo, kto, ppo, pt, rm, sft
 from .base import decide_gradient_checkpointing
 from .preference import drop_reference_adapter
 from .rm import score
 
-STAGES = {"pt": pt, "sft": sft, "rm": rm, "ppo": ppo, "dpo": dpo, "kto": kto}
+STAGES = {"pt": pt, "sft": sft, "rm": rm, "ppo": ppo, "dpo": dpo, "kto": kto, "grpo": grpo}
 
 
 @dataclass
@@ -134,14 +134,15 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     """Train ``config``'s stage end to end and save everything into ``output_dir``.
 
     ``callbacks`` are transformers ``TrainerCallback``s (panels use them to follow training).
-    ``reward_fn`` (ppo with ``reward_model_type: function``): ``(prompts, responses) -> list of floats``.
+    ``reward_fn`` (ppo with ``reward_model_type: function``): ``(prompts, responses) -> list of floats``;
+    (grpo) one more reward function, or a list, called as trl calls them (see ``stages/grpo.py``).
     ``progress=False`` drops transformers' own progress bar and printed logs (a panel shows its own).
     Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
     """
     cfg = load_config(config, **overrides)  # a copy: hardware fallbacks below never change the caller's config
     stage = stage_module(cfg)
-    if reward_fn is not None and cfg.stage != "ppo":
-        raise ConfigError(f"reward_fn is only used by stage: ppo (this config has stage={cfg.stage!r})")
+    if reward_fn is not None and cfg.stage not in ("ppo", "grpo"):
+        raise ConfigError(f"reward_fn is only used by stage: ppo or grpo (this config has stage={cfg.stage!r})")
     backend = activate(cfg)  # first: Unsloth must be imported before transformers, trl and peft
     from transformers import Trainer
 
@@ -150,8 +151,8 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     check_launch(cfg)
     check_output_dir(cfg)
     resume = _resume_path(cfg)
-    # ppo's reward is checked (and loaded) first: a wrong reward_model is reported before anything else loads
-    extra = {"reward_fn": stage.reward_function(cfg, reward_fn)} if cfg.stage == "ppo" else {}
+    # ppo's and grpo's rewards are checked (and loaded) first: a wrong one is reported before anything else loads
+    extra = {"reward_fn": stage.reward_function(cfg, reward_fn)} if hasattr(stage, "reward_function") else {}
     say(f"[tunekit] {describe(cfg, backend)}")
     # The data is read before the model is loaded: a bad row is reported in a second, on its own.
     tokenizer = load_tokenizer(cfg)

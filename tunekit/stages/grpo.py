@@ -1,0 +1,156 @@
+"""grpo: group-relative policy optimisation, online RL on rewards that can be checked, with trl's ``GRPOTrainer``.
+
+For every prompt the policy samples a group of ``num_generations`` answers; each answer's reward is
+compared with its group's mean (and scaled by the group's spread), so the answers that beat their
+siblings are made more likely. Unlike PPO there is no value model and no reward model is needed:
+rewards are functions of the answer.
+
+Keys: ``dataset`` (an SFT-shaped set whose answers hold the reference, GSM8K style ``... #### 42``;
+``math_demo``), ``reward_funcs`` (comma list: ``accuracy``, ``format``, ``length`` from
+``tunekit/rewards.py``, or ``module:function`` paths called as trl calls reward functions),
+``reward_weights`` (one number per reward; default 1 each), ``reward_model`` (an ``rm`` output
+folder: its score is one more reward, weighted last), ``num_generations`` (answers per prompt;
+``per_device_train_batch_size`` x ``gradient_accumulation_steps`` counts answers and must be a
+multiple of it), ``max_new_tokens`` (answer length), ``temperature`` / ``top_p`` / ``top_k``
+(sampling), ``pref_beta`` (the KL weight; above 0 the reference is the model with the LoRA adapter
+disabled), ``cutoff_len`` (prompt + answer; longer prompts are left out).
+Logged: ``reward`` (weighted total), ``rewards/<name>/mean`` per function, ``reward_group_std`` (the
+spread within groups, the learning signal), ``kl``, ``completions/mean_length``, ``clip_ratio/*``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+import datasets
+
+from ..config import Config, ConfigError, DataError, comma_list, warn
+from ..data import load_rows
+from .base import only_known, training_kwargs
+from .preference import split_fresh_adapter
+
+METRICS = ("reward", "rewards/*/mean", "reward_group_std", "kl", "completions/mean_length", "clip_ratio/region_mean",
+           "loss")
+
+
+def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
+    """Prompts and reference answers: ``prompt`` (the conversation up to the last user turn) and
+    ``answer`` (the data set's answer to it). Prompts that leave no room for ``max_new_tokens`` within
+    ``cutoff_len`` are left out."""
+    room = cfg.cutoff_len - cfg.max_new_tokens
+    out = {}
+    for split, part in load_rows(cfg, "chat").items():
+        rows, long = [], 0
+        for messages in part["messages"]:
+            prompt, answer = split_answer(messages)
+            if len(prompt_ids(tokenizer, prompt)) > room:
+                long += 1
+                continue
+            rows.append({"prompt": prompt, "answer": answer})
+        if not rows:
+            raise DataError(f"every prompt of dataset {cfg.dataset!r} is longer than cutoff_len - max_new_tokens = "
+                            f"{room} tokens; raise cutoff_len or lower max_new_tokens")
+        if long:
+            warn(f"{long} prompts of dataset {cfg.dataset!r} ({split}) are longer than cutoff_len - max_new_tokens = "
+                 f"{room} tokens and are left out")
+        out[split] = datasets.Dataset.from_list(rows)
+    return datasets.DatasetDict(out)
+
+
+def split_answer(messages: list[dict]) -> tuple[list[dict], str]:
+    """(the conversation up to its last user turn, the answer after it)."""
+    last_user = max(i for i, m in enumerate(messages) if m["role"] in ("user", "tool"))
+    answer = messages[last_user + 1]["content"] if last_user + 1 < len(messages) else ""
+    return messages[: last_user + 1], answer
+
+
+def prompt_ids(tokenizer, prompt: list[dict]) -> list[int]:
+    """What the policy continues from: the chat template with the generation prompt."""
+    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                              return_dict=True)["input_ids"])
+
+
+def reward_function(cfg: Config, reward_fn=None) -> list:
+    """The reward functions, in ``reward_funcs`` order, then ``reward_fn`` (a callable or a list, from
+    ``tk.train``) and the reward model. Checked and imported before anything else loads."""
+    from .. import rewards
+
+    functions = []
+    for item in comma_list(cfg.reward_funcs):
+        if ":" not in item:
+            functions.append(rewards.built_in(item, cfg.max_new_tokens))
+            continue
+        module_name, _, name = item.partition(":")
+        if os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        try:
+            function = getattr(importlib.import_module(module_name), name)
+        except (ImportError, AttributeError) as err:
+            raise ConfigError(f"reward_funcs: {item!r} cannot be imported ({err}); give module:function of a "
+                              "module on the path (the working folder counts)") from None
+        if not callable(function):
+            raise ConfigError(f"reward_funcs: {item!r} is not a function")
+        functions.append(function)
+    if reward_fn is not None:
+        functions.extend(reward_fn if isinstance(reward_fn, (list, tuple)) else [reward_fn])
+    if cfg.reward_model:
+        functions.append(_reward_model(cfg.reward_model))
+    if not functions:
+        raise ConfigError("reward_funcs is empty and there is no reward_model; name at least one reward, "
+                          "e.g. reward_funcs: accuracy,format")
+    weights = [float(w) for w in comma_list(cfg.reward_weights)]
+    if weights and len(weights) != len(functions):
+        raise ConfigError(f"reward_weights={cfg.reward_weights!r} has {len(weights)} numbers for {len(functions)} "
+                          f"rewards ({', '.join(f.__name__ for f in functions)}); give one weight per reward")
+    return functions
+
+
+def _reward_model(path: str):
+    """The ``rm`` stage's output as a reward: its score of (prompt, answer), as the rm stage scored pairs."""
+    from ..models import load_reward_model
+    from ..rewards import text_of
+    from .rm import score
+
+    model, tokenizer = load_reward_model(path)
+
+    def reward_model(prompts, completions, **kwargs) -> list[float]:
+        questions = [p[-1]["content"] if not isinstance(p, str) else p for p in prompts]
+        return score(model, tokenizer, questions, [text_of(c) for c in completions])
+
+    return reward_model
+
+
+def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list, reward_fn=None):
+    from trl import GRPOConfig, GRPOTrainer  # imported here, after the backend (Unsloth patches trl)
+
+    weights = [float(w) for w in comma_list(cfg.reward_weights)] or None
+    args = GRPOConfig(
+        **only_known(GRPOConfig, training_kwargs(cfg, "eval" in data)), num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
+        repetition_penalty=cfg.repetition_penalty, beta=cfg.pref_beta, reward_weights=weights,
+    )
+    model, peft_config = split_fresh_adapter(cfg, model)  # the reference: the model with the adapter disabled
+    functions = reward_fn if reward_fn is not None else reward_function(cfg)  # tk.train resolved them already
+    trainer_class = _with_group_spread(GRPOTrainer)
+    return trainer_class(model=model, reward_funcs=functions, args=args,
+                         train_dataset=data["train"], eval_dataset=data.get("eval"), processing_class=tokenizer,
+                         peft_config=peft_config, callbacks=callbacks)
+
+
+def _with_group_spread(base):
+    """trl's GRPOTrainer, also logging ``reward_group_std``: the standard deviation of the weighted reward
+    within each prompt's group, averaged over the groups (trl's ``reward_std`` is the whole batch's)."""
+
+    class GroupSpread(base):
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            per_function = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+            total = (per_function * self.reward_weights.to(per_function.device)).nansum(dim=1)
+            size = self.num_generations if self.model.training else self.num_generations_eval
+            if size and size > 1 and total.numel() % size == 0:
+                self._log_metric("reward_group_std", total.view(-1, size).std(dim=1).mean().item())
+            return per_function
+
+    GroupSpread.__name__ = GroupSpread.__qualname__ = base.__name__
+    return GroupSpread
