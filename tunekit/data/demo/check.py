@@ -129,7 +129,7 @@ def check_good(prompt: str, answer: str, where: str, inp: str = "") -> None:
 def check_math(rows: list) -> tuple[int, int]:
     """math_demo: GSM8K-shaped rows; re-derive every answer from the question or its working."""
     system = ("Solve the problem. Show your working briefly, then give the final answer on a last "
-              "line of its own, written as: #### <number>")
+              "line of its own, written as: #### <number>\nExample:\nWhat is 2 + 3?\n2 + 3 = 5\n#### 5")
     ops = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
            "/": lambda a, b: a // b if b and a % b == 0 else None}
     n_arith = n_word = 0

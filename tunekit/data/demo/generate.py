@@ -1599,8 +1599,9 @@ def build_kto(rng: random.Random) -> list[dict]:
 # 6. math word problems with verifiable answers (GRPO), GSM8K-shaped
 # ---------------------------------------------------------------------------
 
+# The example matters: without it SmolLM2-135M-Instruct never writes the marker, and GRPO has nothing to reward.
 MATH_SYSTEM = ("Solve the problem. Show your working briefly, then give the final answer on a last "
-               "line of its own, written as: #### <number>")
+               "line of its own, written as: #### <number>\nExample:\nWhat is 2 + 3?\n2 + 3 = 5\n#### 5")
 MATH_NAMES = [("Mia", "she"), ("Theo", "he"), ("Ava", "she"), ("Ravi", "he"), ("Lena", "she"),
               ("Jonah", "he"), ("Nora", "she"), ("Felix", "he"), ("Zara", "she"), ("Owen", "he"),
               ("Ines", "she"), ("Kai", "he"), ("Lily", "she"), ("Marco", "he"), ("Sana", "she"),
