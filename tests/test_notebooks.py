@@ -13,7 +13,7 @@ from nbclient import NotebookClient
 from conftest import ROOT
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-NAMES = ["00_quickstart", "01_pretrain", "02_sft", "03_reward_model", "04_ppo", "05_dpo", "06_kto"]
+NAMES = ["00_quickstart", "01_pretrain", "02_sft", "03_reward_model", "04_ppo", "05_dpo", "06_kto", "07_grpo"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 

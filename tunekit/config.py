@@ -480,7 +480,8 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} must be 4 or 8")
     if cfg.quantization_bit is not None and cfg.finetuning_type != "lora":
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} trains a LoRA adapter on a quantized base (QLoRA), "
-                          f"and finetuning_type={cfg.finetuning_type!r}; set finetuning_type: lora or remove quantization_bit")
+                          f"and finetuning_type={cfg.finetuning_type!r}; set finetuning_type: lora or remove "
+                          "quantization_bit")
     if cfg.optim != Config.optim:
         from transformers.training_args import OptimizerNames  # imported only for a non-default optimizer
 
@@ -511,7 +512,7 @@ def _check_grpo(cfg: Config) -> None:
         raise ConfigError(f"num_generations={cfg.num_generations} must be at least 2: GRPO compares the answers "
                           "sampled for the same prompt")
     answers = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-    if answers % cfg.num_generations:
+    if cfg.do_train and answers % cfg.num_generations:
         raise ConfigError(
             f"num_generations={cfg.num_generations} must divide per_device_train_batch_size x "
             f"gradient_accumulation_steps = {answers} (each step's answers are whole groups); make the batch a "

@@ -19,7 +19,8 @@ from tunekit.config import FINETUNING_TYPES, PREF_LOSSES, STAGES, Config, Config
 
 from .static import StaticCopy, escape
 
-PREFERENCE_STAGES = ("dpo", "kto")
+BETA_STAGES = ("dpo", "kto", "grpo")  # pref_beta: DPO's / KTO's beta, GRPO's KL weight
+GRPO_KEYS = ("num_generations", "reward_funcs")
 
 
 def _controls() -> dict[str, widgets.Widget]:
@@ -42,6 +43,9 @@ def _controls() -> dict[str, widgets.Widget]:
         "cutoff_len": widgets.IntText(description="cutoff_len", style=style),
         "pref_beta": widgets.FloatText(description="pref_beta", style=style),
         "pref_loss": widgets.Dropdown(options=PREF_LOSSES, description="pref_loss", style=style),
+        "num_generations": widgets.IntText(description="num_generations", style=style),
+        "reward_funcs": widgets.Text(description="reward_funcs", style=style, layout=wide,
+                                     placeholder="accuracy, format, length or module:function"),
         "output_dir": widgets.Text(description="output_dir", style=style, layout=wide),
     }
 
@@ -85,7 +89,9 @@ class ConfigPanel(StaticCopy, widgets.VBox):
 
     def _check(self) -> None:
         stage = self.controls["stage"].value
-        self.controls["pref_beta"].layout.display = None if stage in PREFERENCE_STAGES else "none"
+        self.controls["pref_beta"].layout.display = None if stage in BETA_STAGES else "none"
+        for key in GRPO_KEYS:
+            self.controls[key].layout.display = None if stage == "grpo" else "none"
         self.controls["pref_loss"].layout.display = None if stage == "dpo" else "none"
         try:
             cfg = self.config
