@@ -93,7 +93,8 @@ def test_trl_1_15_cannot_run_its_fused_lm_head_stages_on_cpu(monkeypatch):
         assert backends.check_backend(cfg, cuda=True, installed=True) == "unsloth"  # trl 1.15 is the extra's, on CUDA
     for keys in ({"stage": "pt"}, {"stage": "rm"}, {"stage": "dpo", "pref_loss": "orpo"},
                  {"stage": "dpo", "pref_loss": "simpo"}):
-        assert backends.check_backend(tk.load_config({"dataset": "dpo_en_demo", **keys}), cuda=False, installed=False) == "hf"
+        cfg = tk.load_config({"dataset": "dpo_en_demo", **keys})
+        assert backends.check_backend(cfg, cuda=False, installed=False) == "hf"
     monkeypatch.setattr(backends, "_trl_version", lambda: (1, 16))
     assert backends.check_backend(tk.load_config({"dataset": "identity"}), cuda=False, installed=False) == "hf"
 

@@ -6,9 +6,11 @@
 - ``auto`` (default): ``unsloth`` when CUDA is available and the package is installed, else ``hf``.
 
 Unsloth patches transformers, trl and peft when it is imported, so it must be imported before them.
-``activate`` does that at the start of model loading (``tk.train``, ``tk.load_model``, the CLI), and
-warns when they were imported first (in a notebook: restart the kernel and load the model first).
-Nothing here imports unsloth unless it is the backend chosen.
+Importing tunekit, its stages and its panels imports none of the three; the first ``load_config``
+(a notebook's config, the CLI's YAML) imports Unsloth when the config's backend resolves to it
+(``import_first``), and ``activate`` makes sure of it again where models load (``tk.train``,
+``tk.load_model``, ``tk.load_tokenizer``). When they were imported first, a warning says what to do
+(restart the kernel and load the config first). Nothing here imports unsloth unless it is chosen.
 """
 
 from __future__ import annotations

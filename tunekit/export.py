@@ -28,7 +28,8 @@ def export(cfg: Config) -> str:
     model, tokenizer = load_model(Config(**{**cfg.to_dict(), "finetuning_type": "lora", "do_train": False}))
     if getattr(model, "tunekit_backend", None) == "unsloth":  # merges a LoRA or QLoRA adapter into a 16-bit model
         model.save_pretrained_merged(str(out), tokenizer, save_method="merged_16bit",
-                                     max_shard_size=f"{cfg.export_size}GB", safe_serialization=not cfg.export_legacy_format)
+                                     max_shard_size=f"{cfg.export_size}GB",
+                                     safe_serialization=not cfg.export_legacy_format)
         return str(out)
     merged = model.merge_and_unload()
     merged.save_pretrained(out, max_shard_size=f"{cfg.export_size}GB", safe_serialization=not cfg.export_legacy_format)

@@ -319,7 +319,8 @@ def load_model(cfg: Config | str | dict, *, head: str = "causal_lm", tokenizer=N
     if head == "score":
         kwargs["num_labels"] = 1
     if cfg.quantization_bit:
-        kwargs.update(quantization_config=_bitsandbytes_config(cfg), device_map={"": int(os.environ.get("LOCAL_RANK", "0"))})
+        device = int(os.environ.get("LOCAL_RANK", "0"))  # bitsandbytes quantizes as it loads onto this GPU
+        kwargs.update(quantization_config=_bitsandbytes_config(cfg), device_map={"": device})
     model = _from_pretrained(loader, path, **kwargs)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
@@ -386,7 +387,8 @@ def _load_unsloth(cfg: Config, tokenizer):
     adapter = next(iter(_adapters(cfg)), None)  # at most one here (backends.plain_reason)
     if adapter:
         _warn_if_half_trained(adapter)
-    model, _ = FastLanguageModel.from_pretrained(**unsloth_load_kwargs(cfg, adapter or resolve_model(cfg.model_name_or_path)))
+    path = adapter or resolve_model(cfg.model_name_or_path)
+    model, _ = FastLanguageModel.from_pretrained(**unsloth_load_kwargs(cfg, path))
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if not adapter:
