@@ -38,10 +38,10 @@ def test_backend_choice_in_every_combination(cuda, installed, requested, expecte
     cfg = tk.load_config({"dataset": "identity", "backend": requested})
     if isinstance(expected, str):
         assert backends.choose_backend(requested, cuda=cuda, installed=installed) == expected
-        assert backends.check_backend(cfg, cuda=cuda, installed=installed) == expected
+        assert backends.choose_backend(cfg, cuda=cuda, installed=installed) == expected
         return
     with pytest.raises(ConfigError) as err:
-        backends.check_backend(cfg, cuda=cuda, installed=installed)
+        backends.choose_backend(cfg, cuda=cuda, installed=installed)
     message = str(err.value)
     assert "\n" not in message and message.startswith("backend=unsloth needs")
     for words in expected:
@@ -50,6 +50,21 @@ def test_backend_choice_in_every_combination(cuda, installed, requested, expecte
         assert "CUDA" not in message
     if installed:
         assert "not installed" not in message
+
+
+def test_the_probes_are_read_when_choosing(monkeypatch):
+    """Without injected values, the probes are torch.cuda.is_available() and finding the unsloth package."""
+    import importlib.machinery
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        importlib.machinery.ModuleSpec("unsloth", None) if name == "unsloth" else find_spec(name, *a)))
+    assert backends.choose_backend("auto") == "unsloth"
+    assert backends.choose_backend(tk.load_config({"dataset": "identity", "backend": "hf"})) == "hf"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert backends.choose_backend("auto") == "hf"
 
 
 def test_this_machine_picks_the_plain_path_and_says_why(tiny, capsys):
@@ -64,9 +79,9 @@ def test_this_machine_picks_the_plain_path_and_says_why(tiny, capsys):
 def test_qlora_needs_cuda():
     cfg = tk.load_config({"dataset": "identity", "quantization_bit": 4})
     with pytest.raises(ConfigError, match=r"quantization_bit=4 \(QLoRA\) needs a CUDA GPU.*remove it"):
-        backends.check_backend(cfg, cuda=False, installed=False)
+        backends.choose_backend(cfg, cuda=False, installed=False)
     for installed in (True, False):  # on CUDA, QLoRA goes through Unsloth or bitsandbytes
-        assert backends.check_backend(cfg, cuda=True, installed=installed) in ("unsloth", "hf")
+        assert backends.choose_backend(cfg, cuda=True, installed=installed) in ("unsloth", "hf")
 
 
 def test_qlora_is_a_lora_method():
@@ -89,14 +104,14 @@ def test_trl_1_15_cannot_run_its_fused_lm_head_stages_on_cpu(monkeypatch):
     for stage in ("sft", "dpo", "kto"):
         cfg = tk.load_config({"dataset": "dpo_en_demo", "stage": stage, "per_device_train_batch_size": 2})
         with pytest.raises(ConfigError, match=f"stage={stage} on a CPU needs trl 1.16 or newer"):
-            backends.check_backend(cfg, cuda=False, installed=False)
-        assert backends.check_backend(cfg, cuda=True, installed=True) == "unsloth"  # trl 1.15 is the extra's, on CUDA
+            backends.choose_backend(cfg, cuda=False, installed=False)
+        assert backends.choose_backend(cfg, cuda=True, installed=True) == "unsloth"  # trl 1.15 is the extra's, on CUDA
     for keys in ({"stage": "pt"}, {"stage": "rm"}, {"stage": "dpo", "pref_loss": "orpo"},
                  {"stage": "dpo", "pref_loss": "simpo"}):
         cfg = tk.load_config({"dataset": "dpo_en_demo", **keys})
-        assert backends.check_backend(cfg, cuda=False, installed=False) == "hf"
+        assert backends.choose_backend(cfg, cuda=False, installed=False) == "hf"
     monkeypatch.setattr(backends, "_trl_version", lambda: (1, 16))
-    assert backends.check_backend(tk.load_config({"dataset": "identity"}), cuda=False, installed=False) == "hf"
+    assert backends.choose_backend(tk.load_config({"dataset": "identity"}), cuda=False, installed=False) == "hf"
 
 
 def test_llamafactory_use_unsloth_chooses_the_backend():

@@ -35,12 +35,22 @@ def unsloth_installed() -> bool:
     return "unsloth" in sys.modules or importlib.util.find_spec("unsloth") is not None
 
 
-def choose_backend(requested: str = "auto", *, cuda: bool | None = None, installed: bool | None = None) -> str:
-    """``"hf"`` or ``"unsloth"`` for ``requested``; a ``ConfigError`` when ``unsloth`` cannot run here.
-    ``cuda`` and ``installed`` are the probes (found out when None; tests pass them)."""
+def choose_backend(config: Config | str = "auto", *, cuda: bool | None = None, installed: bool | None = None) -> str:
+    """``"hf"`` or ``"unsloth"`` for a config (or a ``backend`` value alone), or a ``ConfigError`` when the
+    one asked for cannot run here. For a config, also the checks that depend on the machine: QLoRA needs
+    CUDA, and trl 1.15 cannot run its fused-LM-head stages on a CPU. ``cuda`` and ``installed`` are the
+    probes (found out when None; tests pass them)."""
+    cfg = config if isinstance(config, Config) else None
+    requested = cfg.backend if cfg is not None else config
+    cuda = cuda_available() if cuda is None else cuda
+    if cfg is not None and cfg.quantization_bit is not None and not cuda:
+        raise ConfigError(f"quantization_bit={cfg.quantization_bit} (QLoRA) needs a CUDA GPU (bitsandbytes or "
+                          "Unsloth); remove it to train in fp32 on this CPU")
+    if cfg is not None and not cuda and _uses_fused_lm_head(cfg) and _trl_version() < (1, 16):
+        raise ConfigError(f"stage={cfg.stage} on a CPU needs trl 1.16 or newer (trl {_trl_version_text()}'s fused "
+                          "LM head needs triton and a GPU); pip install 'trl>=1.16,<1.17'")
     if requested == "hf":
         return "hf"
-    cuda = cuda_available() if cuda is None else cuda
     installed = unsloth_installed() if installed is None else installed
     if requested == "unsloth":
         missing = [what for what, ok in (("a CUDA GPU, and none is visible", cuda),
@@ -53,23 +63,10 @@ def choose_backend(requested: str = "auto", *, cuda: bool | None = None, install
     return "unsloth" if cuda and installed else "hf"
 
 
-def check_backend(cfg: Config, *, cuda: bool | None = None, installed: bool | None = None) -> str:
-    """The backend ``cfg`` trains with, after the checks that depend on the machine."""
-    cuda = cuda_available() if cuda is None else cuda
-    if cfg.quantization_bit is not None and not cuda:
-        raise ConfigError(f"quantization_bit={cfg.quantization_bit} (QLoRA) needs a CUDA GPU (bitsandbytes or "
-                          "Unsloth); remove it to train in fp32 on this CPU")
-    backend = choose_backend(cfg.backend, cuda=cuda, installed=installed)
-    if not cuda and _uses_fused_lm_head(cfg) and _trl_version() < (1, 16):
-        raise ConfigError(f"stage={cfg.stage} on a CPU needs trl 1.16 or newer (trl {_trl_version_text()}'s fused "
-                          "LM head needs triton and a GPU); pip install 'trl>=1.16,<1.17'")
-    return backend
-
-
 def activate(cfg: Config, *, cuda: bool | None = None, installed: bool | None = None) -> str:
     """Check and choose ``cfg``'s backend, and import Unsloth now when it is the one. Returns ``"hf"`` or
     ``"unsloth"``. Called at the start of model loading, before transformers, trl and peft are needed."""
-    backend = check_backend(cfg, cuda=cuda, installed=installed)
+    backend = choose_backend(cfg, cuda=cuda, installed=installed)
     if backend == "unsloth":
         import_unsloth()
     return backend
