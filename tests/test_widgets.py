@@ -51,6 +51,20 @@ def test_chart_traces_grow_while_training_and_show_the_stage_metrics(tiny):
     assert panel.stop_button.disabled  # nothing to stop any more
 
 
+def test_grpo_chart_gets_a_line_per_reward_function_as_it_is_logged(tiny):
+    panel = TrainPanel(tiny, refresh=0, stage="grpo", dataset="math_demo", max_samples=16, max_new_tokens=8,
+                       cutoff_len=256, num_generations=2, per_device_train_batch_size=4, max_steps=2,
+                       reward_funcs="accuracy,format,length")
+    panel.run(show=False)
+    lines = {trace.name: trace for trace in panel.figure.data}
+    for key in ("reward", "rewards/accuracy/mean", "rewards/format/mean", "rewards/length/mean", "reward_group_std",
+                "kl"):
+        assert list(lines[key].x) == [1, 2], key
+    assert "rewards/*/mean" not in lines
+    assert panel.chart_keys() == ["reward", "rewards/accuracy/mean", "rewards/format/mean", "rewards/length/mean",
+                                  "reward_group_std", "kl"]
+
+
 def test_chart_redraws_are_throttled_but_the_end_is_always_drawn(tiny):
     panel = TrainPanel(tiny, refresh=3600, max_steps=5)
     watcher = AtStep(panel)

@@ -13,6 +13,7 @@ measurable; everything logged is kept in ``panel.history``.
 
 from __future__ import annotations
 
+import fnmatch
 import time
 
 import ipywidgets as widgets
@@ -31,7 +32,7 @@ STAGE_KEYS = {  # what each stage's second chart shows (the keys its trainer log
     "dpo": ("rewards/accuracies", "rewards/margins", "eval_rewards/margins"),
     "kto": ("rewards/margins", "kl", "eval_rewards/margins"),
     "ppo": ("reward", "kl", "eval_reward"),
-    "grpo": ("reward", "rewards/accuracy/mean", "rewards/format/mean", "reward_group_std", "kl"),
+    "grpo": ("reward", "rewards/*/mean", "reward_group_std", "kl"),  # *: each reward function, as it is logged
 }
 
 _NOT_SHOWN = ("step", "epoch", "total_flos", "train_loss")
@@ -69,7 +70,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
         self.values = widgets.HTML()
         self.stage_keys = STAGE_KEYS.get(cfg.stage, ())
         self.figure = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=("loss", f"{cfg.stage} metrics")))
-        for column, keys in ((1, LOSS_KEYS), (2, self.stage_keys)):
+        for column, keys in ((1, LOSS_KEYS), (2, [k for k in self.stage_keys if "*" not in k])):
             for key in keys:
                 self.figure.add_scatter(x=[], y=[], name=key, mode="lines+markers", row=1, col=column)
         self.figure.update_layout(height=340, margin=dict(l=40, r=10, t=30, b=40),
@@ -129,6 +130,12 @@ class TrainPanel(StaticCopy, widgets.VBox):
 
     # -- drawing -------------------------------------------------------------------------------
 
+    def chart_keys(self) -> list[str]:
+        """The stage chart's keys, patterns (``rewards/*/mean``) expanded to the keys logged so far."""
+        logged = list(dict.fromkeys(key for record in self.history for key in record))
+        return [match for key in self.stage_keys
+                for match in (fnmatch.filter(logged, key) if "*" in key else [key])]
+
     def series(self, key: str) -> tuple[list, list]:
         from tunekit.callbacks import metric_series
 
@@ -140,6 +147,10 @@ class TrainPanel(StaticCopy, widgets.VBox):
         if not force and now - self._drawn < self.refresh:
             return
         self._drawn = now
+        traced = {trace.name for trace in self.figure.data}
+        for key in self.chart_keys():  # a key matching a pattern gets its line when it is first logged
+            if key not in traced:
+                self.figure.add_scatter(x=[], y=[], name=key, mode="lines+markers", row=1, col=2)
         with self.figure.batch_update():
             for trace in self.figure.data:
                 trace.x, trace.y = self.series(trace.name)
@@ -154,7 +165,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
 
     def static_bundle(self) -> dict:
         chart = png_chart({"loss": {k: self.series(k) for k in LOSS_KEYS},
-                           f"{self.config.stage} metrics": {k: self.series(k) for k in self.stage_keys}},
+                           f"{self.config.stage} metrics": {k: self.series(k) for k in self.chart_keys()}},
                           f"{self.config.stage} · {self.config.output_dir}")
         image = f"<img src='data:image/png;base64,{chart}'/>" if chart else ""
         return {"text/html": f"<div>{self.title.value}<br>{self.status.value}<br>{image}{self.values.value}</div>"}
