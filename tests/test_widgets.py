@@ -206,6 +206,18 @@ def test_config_panel_round_trips_yaml(tmp_path):
     assert "tunekit train" in panel.message.value
 
 
+def test_config_panel_shows_grpo_keys_for_grpo_only(tmp_path):
+    panel = ConfigPanel(ROOT / "examples" / "grpo_lora.yaml")
+    shown = {key for key, control in panel.controls.items() if control.layout.display != "none"}
+    assert {"num_generations", "reward_funcs", "pref_beta", "model_name_or_path", "output_dir"} <= shown
+    assert "pref_loss" not in shown
+    panel.controls["stage"].value = "sft"
+    shown = {key for key, control in panel.controls.items() if control.layout.display != "none"}
+    assert not {"num_generations", "reward_funcs", "pref_beta"} & shown
+    assert {"model_name_or_path", "dataset", "output_dir"} <= shown
+    assert panel.config.reward_funcs == "accuracy,format" and "reward_funcs" not in yaml.safe_load(panel.yaml())
+
+
 def test_yaml_saved_by_the_config_panel_runs_in_the_cli(tiny, tmp_path):
     panel = ConfigPanel(tiny)
     panel.controls["max_steps"].value = 3

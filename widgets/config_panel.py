@@ -44,7 +44,8 @@ def _controls() -> dict[str, widgets.Widget]:
         "pref_beta": widgets.FloatText(description="pref_beta", style=style),
         "pref_loss": widgets.Dropdown(options=PREF_LOSSES, description="pref_loss", style=style),
         "num_generations": widgets.IntText(description="num_generations", style=style),
-        "reward_funcs": widgets.Text(description="reward_funcs", style=style, layout=wide,
+        "reward_funcs": widgets.Text(description="reward_funcs", style=style,  # its own layout: it is hidden
+                                     layout=widgets.Layout(width="420px"),  # for other stages, not the rest
                                      placeholder="accuracy, format, length or module:function"),
         "output_dir": widgets.Text(description="output_dir", style=style, layout=wide),
     }
