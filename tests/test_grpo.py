@@ -151,6 +151,6 @@ def test_grpo_config_errors_name_the_key(grpo, keys, words):
 
 
 def test_a_reward_function_that_does_not_import(grpo):
-    with pytest.raises(ConfigError, match=r"reward_funcs: 'no_such_module:score' cannot be imported .*module:function"):
+    with pytest.raises(ConfigError, match=r"reward_funcs='no_such_module:score' cannot be imported .*module:function"):
         tk.train({**grpo, "reward_funcs": "accuracy,no_such_module:score"})
     sys.modules.pop("no_such_module", None)

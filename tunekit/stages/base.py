@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 from dataclasses import fields
 
 import torch
 
-from ..config import Config, comma_list
+from ..config import Config, ConfigError, comma_list
 from ..data import IGNORE_INDEX
 from ..distributed import say
 
@@ -122,3 +125,19 @@ class PadCollator:
             batch["position_ids"] = torch.tensor([list(r["position_ids"]) + list(range(length - len(r["input_ids"])))
                                                   for r in rows])
         return batch
+
+
+def import_function(target: str, key: str):
+    """The function a ``module:function`` path names (the working folder is on the path), or a one-line
+    ``ConfigError`` naming ``key`` (ppo's ``reward_model``, grpo's ``reward_funcs``)."""
+    module_name, _, name = target.partition(":")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        function = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError) as err:
+        raise ConfigError(f"{key}={target!r} cannot be imported ({err}); give module:function of a module on the "
+                          "path (the working folder counts)") from None
+    if not callable(function):
+        raise ConfigError(f"{key}={target!r} is not a function; give module:function")
+    return function

@@ -20,15 +20,11 @@ spread within groups, the learning signal), ``kl``, ``completions/mean_length``,
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
-
 import datasets
 
 from ..config import Config, ConfigError, DataError, comma_list, warn
 from ..data import load_rows
-from .base import only_known, training_kwargs
+from .base import import_function, only_known, training_kwargs
 from .preference import split_fresh_adapter
 
 METRICS = ("reward", "rewards/*/mean", "reward_group_std", "kl", "completions/mean_length", "clip_ratio/region_mean",
@@ -82,17 +78,7 @@ def reward_function(cfg: Config, reward_fn=None) -> list:
         if ":" not in item:
             functions.append(rewards.built_in(item, cfg.max_new_tokens))
             continue
-        module_name, _, name = item.partition(":")
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            function = getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(f"reward_funcs: {item!r} cannot be imported ({err}); give module:function of a "
-                              "module on the path (the working folder counts)") from None
-        if not callable(function):
-            raise ConfigError(f"reward_funcs: {item!r} is not a function")
-        functions.append(function)
+        functions.append(import_function(item, "reward_funcs"))
     if reward_fn is not None:
         functions.extend(reward_fn if isinstance(reward_fn, (list, tuple)) else [reward_fn])
     if cfg.reward_model:

@@ -26,13 +26,11 @@ the policy with its LoRA adapter disabled (a frozen copy for ``full``/``freeze``
 from __future__ import annotations
 
 import copy
-import importlib
 import json
 import math
 import os
 import random
 import shutil
-import sys
 from pathlib import Path
 
 import datasets
@@ -42,6 +40,7 @@ from safetensors.torch import load_file, save_file
 from ..config import Config, ConfigError
 from ..data import load_rows
 from ..safety import STAGING, check_loss, check_weights
+from .base import import_function
 
 METRICS = ("loss", "reward", "reward_norm", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
            "clip_fraction", "approx_kl", "response_length", "eval_reward")
@@ -181,13 +180,7 @@ def reward_function(cfg: Config, reward_fn=None):
                 f"reward_model={target!r}: with reward_model_type: function, give module:function "
                 "(or pass reward_fn= to tk.train)"
             )
-        if os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())
-        try:
-            function = getattr(importlib.import_module(module_name), name)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(f"reward_model={target!r} cannot be imported: {err}") from None
-        return function
+        return import_function(target, "reward_model")
     from ..models import load_reward_model
     from .rm import score
 
