@@ -17,7 +17,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from tunekit.config import Config, load_config
-from tunekit.data import IGNORE_INDEX, encode_chat, load_rows, row_length
+from tunekit.data import IGNORE_INDEX, encode_chat, load_rows, prompt_ids, row_length, split_answer
 
 from .static import StaticCopy, escape
 
@@ -96,13 +96,11 @@ class DataPanel(StaticCopy, widgets.VBox):
             ids = ids if cfg.use_packing else ids[: cfg.cutoff_len]
             return [("text", {"input_ids": ids, "labels": list(ids)})]
         if self.kind == "chat" and cfg.stage == "ppo":  # PPO trains on what the policy writes, not on the data
-            from tunekit.stages.ppo import _prompt_messages, encode_prompt
+            from tunekit.stages.ppo import encode_prompt
 
-            ids = encode_prompt(tok, _prompt_messages(row["messages"]), cfg)
+            ids = encode_prompt(tok, split_answer(row["messages"])[0], cfg)
             return [("prompt (the policy writes the answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]
         if self.kind == "chat" and cfg.stage == "grpo":  # the policy writes answers; the rewards check them
-            from tunekit.stages.grpo import prompt_ids, split_answer
-
             ids = prompt_ids(tok, split_answer(row["messages"])[0])
             return [("prompt (the policy writes a group of answers; the rewards check them against the data's "
                      "answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]

@@ -49,6 +49,20 @@ def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:
     return rows
 
 
+def split_answer(messages: list[dict]) -> tuple[list[dict], str]:
+    """(the conversation up to its last user turn, the answer after it: "" when there is none). The prompt
+    is what ppo and grpo sample from; grpo's rewards check the answer."""
+    last_user = max(i for i, m in enumerate(messages) if m["role"] in ("user", "tool"))
+    answer = messages[last_user + 1]["content"] if last_user + 1 < len(messages) else ""
+    return messages[: last_user + 1], answer
+
+
+def prompt_ids(tokenizer, prompt: list[dict]) -> list[int]:
+    """The token ids a policy continues from: the chat template with the generation prompt."""
+    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
+                                              return_dict=True)["input_ids"])
+
+
 def row_length(tokenizer, row: dict) -> int:
     """Tokens in a canonical row before any truncation (the longer side of a preference row)."""
     if "text" in row:

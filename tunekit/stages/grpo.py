@@ -23,7 +23,7 @@ from __future__ import annotations
 import datasets
 
 from ..config import Config, ConfigError, DataError, comma_list, warn
-from ..data import load_rows
+from ..data import load_rows, prompt_ids, split_answer
 from .base import import_function, only_known, training_kwargs
 from .preference import split_fresh_adapter
 
@@ -53,19 +53,6 @@ def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
                  f"{room} tokens and are left out")
         out[split] = datasets.Dataset.from_list(rows)
     return datasets.DatasetDict(out)
-
-
-def split_answer(messages: list[dict]) -> tuple[list[dict], str]:
-    """(the conversation up to its last user turn, the answer after it)."""
-    last_user = max(i for i, m in enumerate(messages) if m["role"] in ("user", "tool"))
-    answer = messages[last_user + 1]["content"] if last_user + 1 < len(messages) else ""
-    return messages[: last_user + 1], answer
-
-
-def prompt_ids(tokenizer, prompt: list[dict]) -> list[int]:
-    """What the policy continues from: the chat template with the generation prompt."""
-    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                              return_dict=True)["input_ids"])
 
 
 def reward_function(cfg: Config, reward_fn=None) -> list:

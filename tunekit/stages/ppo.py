@@ -38,7 +38,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ..config import Config, ConfigError
-from ..data import load_rows
+from ..data import load_rows, prompt_ids, split_answer
 from ..safety import STAGING, check_loss, check_weights
 from .base import import_function
 
@@ -150,22 +150,15 @@ def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     """Prompts: ``prompt`` (the conversation up to the last user turn) of each SFT row."""
     rows = load_rows(cfg, "chat")
     return datasets.DatasetDict({
-        split: part.map(lambda row: {"prompt": _prompt_messages(row["messages"])}, remove_columns=["messages"])
+        split: part.map(lambda row: {"prompt": split_answer(row["messages"])[0]}, remove_columns=["messages"])
         for split, part in rows.items()
     })
-
-
-def _prompt_messages(messages: list[dict]) -> list[dict]:
-    last_user = max(i for i, m in enumerate(messages) if m["role"] in ("user", "tool"))
-    return messages[: last_user + 1]
 
 
 def encode_prompt(tokenizer, messages: list[dict], cfg: Config) -> list[int]:
     """The token ids the policy continues from: the chat template with the generation prompt, cut
     from the left to ``cutoff_len - max_new_tokens`` (the end holds the question)."""
-    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True,
-                                        return_dict=True)["input_ids"]
-    return list(ids)[-(cfg.cutoff_len - cfg.max_new_tokens):]
+    return prompt_ids(tokenizer, messages)[-(cfg.cutoff_len - cfg.max_new_tokens):]
 
 
 def reward_function(cfg: Config, reward_fn=None):
