@@ -45,7 +45,7 @@ def accuracy(completions, answer, **kwargs) -> list[float]:
     return rewards
 
 
-def format(completions, **kwargs) -> list[float]:  # noqa: A001 (the name users write in reward_funcs)
+def format(completions, **kwargs) -> list[float]:  # shadows the builtin here: it is the name reward_funcs uses
     """1.0 when the completion ends with a line ``#### <number>`` (after any working), else 0.0."""
     pattern = re.compile(rf"(?:^|\n)\s*{MARKER}\s*{_NUMBER}\s*$")
     return [1.0 if pattern.search(text_of(c).strip()) else 0.0 for c in completions]
