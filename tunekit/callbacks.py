@@ -118,6 +118,12 @@ def metric_series(records: list[dict], key: str) -> tuple[list, list]:
     return [step for step, _ in points], [value for _, value in points]
 
 
+def expand_keys(records: list[dict], keys) -> list[str]:
+    """``keys`` with each pattern (``rewards/*/mean``) replaced by the logged keys it matches, in log order."""
+    logged = list(dict.fromkeys(key for record in records for key in record))
+    return [match for key in keys for match in (fnmatch.filter(logged, key) if "*" in key else [key])]
+
+
 def _smooth(values: list[float]) -> list[float]:
     """Exponential moving average whose weight grows with the number of points (a few points stay raw)."""
     weight = 0.9 * (1 - math.exp(-len(values) / 100))
@@ -141,10 +147,8 @@ def plot_metrics(output_dir: str | os.PathLike, keys: list[str]) -> list[Path]:
     import matplotlib.pyplot as plt
 
     records = read_log(output_dir)
-    logged = list(dict.fromkeys(key for record in records for key in record))
-    keys = [match for key in keys for match in (fnmatch.filter(logged, key) if "*" in key else [key])]
     written = []
-    for key in keys:
+    for key in expand_keys(records, keys):
         steps, values = metric_series(records, key)
         if not steps:
             continue

@@ -13,7 +13,6 @@ measurable; everything logged is kept in ``panel.history``.
 
 from __future__ import annotations
 
-import fnmatch
 import time
 
 import ipywidgets as widgets
@@ -132,9 +131,9 @@ class TrainPanel(StaticCopy, widgets.VBox):
 
     def chart_keys(self) -> list[str]:
         """The stage chart's keys, patterns (``rewards/*/mean``) expanded to the keys logged so far."""
-        logged = list(dict.fromkeys(key for record in self.history for key in record))
-        return [match for key in self.stage_keys
-                for match in (fnmatch.filter(logged, key) if "*" in key else [key])]
+        from tunekit.callbacks import expand_keys
+
+        return expand_keys(self.history, self.stage_keys)
 
     def series(self, key: str) -> tuple[list, list]:
         from tunekit.callbacks import metric_series

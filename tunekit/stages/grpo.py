@@ -62,10 +62,8 @@ def reward_function(cfg: Config, reward_fn=None) -> list:
 
     functions = []
     for item in comma_list(cfg.reward_funcs):
-        if ":" not in item:
-            functions.append(rewards.built_in(item, cfg.max_new_tokens))
-            continue
-        functions.append(import_function(item, "reward_funcs"))
+        functions.append(import_function(item, "reward_funcs") if ":" in item
+                         else rewards.built_in(item, cfg.max_new_tokens))
     if reward_fn is not None:
         functions.extend(reward_fn if isinstance(reward_fn, (list, tuple)) else [reward_fn])
     if cfg.reward_model:
