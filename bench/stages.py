@@ -77,20 +77,11 @@ class PeakRSS:
 
 
 def _trainer_for(cfg: dict):
-    """tunekit's trainer for ``cfg`` (built, not trained): its model, its dataloader."""
-    import tunekit as tk
-    from tunekit.models import load_model, load_tokenizer
-    from tunekit.stages import STAGES, load_data
+    """tunekit's trainer for ``cfg`` (built by the run recipe, not trained): its model, its dataloader."""
+    from tunekit.run import build, plan
 
-    cfg = tk.load_config(cfg)
-    stage = STAGES[cfg.stage]
-    tokenizer = load_tokenizer(cfg)
-    data = load_data(cfg, tokenizer)
-    from transformers import set_seed
-
-    set_seed(cfg.seed)
-    model, tokenizer = load_model(cfg, head=getattr(stage, "HEAD", "causal_lm"), tokenizer=tokenizer)
-    return stage.build(cfg, model, tokenizer, data, []), cfg
+    p = plan(cfg)
+    return build(p, progress=False).trainer, p.cfg
 
 
 def run_tunekit(cfg: dict, warmup: int) -> dict:
@@ -143,9 +134,9 @@ def run_plain_ppo(cfg: dict, warmup: int) -> dict:
     import torch
 
     import tunekit as tk
-    from tunekit.stages import ppo
     from tunekit.models import load_model, load_tokenizer
-    from tunekit.stages import load_data
+    from tunekit.run import load_data
+    from tunekit.stages.ppo_trainer import encode_prompt
 
     parsed = tk.load_config(cfg)
     tokenizer = load_tokenizer(parsed)
@@ -154,7 +145,7 @@ def run_plain_ppo(cfg: dict, warmup: int) -> dict:
 
     set_seed(parsed.seed)
     model, tokenizer = load_model(parsed, tokenizer=tokenizer)
-    prompts = [ppo.encode_prompt(tokenizer, row["prompt"], parsed) for row in data["train"]]
+    prompts = [encode_prompt(tokenizer, row["prompt"], parsed) for row in data["train"]]
     texts = [row["prompt"][-1]["content"] for row in data["train"]]
     head = torch.nn.Linear(model.config.hidden_size, 1)
     torch.nn.init.zeros_(head.weight)

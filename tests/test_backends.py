@@ -90,28 +90,32 @@ def test_qlora_is_a_lora_method():
 
 
 def test_qlora_on_the_plain_path_names_bitsandbytes(monkeypatch):
-    from tunekit import models
+    from tunekit.models import load
 
-    monkeypatch.setattr(models.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(load.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(ConfigError, match="needs the bitsandbytes package: pip install bitsandbytes"):
-        models._bitsandbytes_config(tk.load_config({"dataset": "identity", "quantization_bit": 4}))
+        load._bitsandbytes_config(tk.load_config({"dataset": "identity", "quantization_bit": 4}))
 
 
 def test_trl_1_15_cannot_run_its_fused_lm_head_stages_on_cpu(monkeypatch):
     """trl 1.15's SFT, DPO and KTO trainers compute log-probs with a triton-only kernel; pt (transformers'
     Trainer), rm, ORPO and SimPO do not use it."""
     monkeypatch.setattr(backends, "_trl_version", lambda: (1, 15))
-    for stage in ("sft", "dpo", "kto"):
-        cfg = tk.load_config({"dataset": "dpo_en_demo", "stage": stage, "per_device_train_batch_size": 2})
+    for stage in ("sft", "dpo", "kto", "grpo"):
+        cfg = tk.load_config({"dataset": "dpo_en_demo", "stage": stage, "per_device_train_batch_size": 2,
+                              "num_generations": 2, "max_new_tokens": 64})
         with pytest.raises(ConfigError, match=f"stage={stage} on a CPU needs trl 1.16 or newer"):
-            backends.choose_backend(cfg, cuda=False, installed=False)
-        assert backends.choose_backend(cfg, cuda=True, installed=True) == "unsloth"  # trl 1.15 is the extra's, on CUDA
+            backends.choose_backend(cfg, tk.STAGES[stage], cuda=False, installed=False)
+        assert backends.choose_backend(cfg, tk.STAGES[stage], cuda=True, installed=True) == "unsloth"  # the extra's
     for keys in ({"stage": "pt"}, {"stage": "rm"}, {"stage": "dpo", "pref_loss": "orpo"},
                  {"stage": "dpo", "pref_loss": "simpo"}):
         cfg = tk.load_config({"dataset": "dpo_en_demo", **keys})
-        assert backends.choose_backend(cfg, cuda=False, installed=False) == "hf"
+        assert backends.choose_backend(cfg, tk.STAGES[cfg.stage], cuda=False, installed=False) == "hf"
+    with pytest.raises(ConfigError, match="needs trl 1.16"):  # the run's plan asks with the config's stage
+        tk.plan({"dataset": "identity", "output_dir": "unused"}, cuda=False)
     monkeypatch.setattr(backends, "_trl_version", lambda: (1, 16))
-    assert backends.choose_backend(tk.load_config({"dataset": "identity"}), cuda=False, installed=False) == "hf"
+    cfg = tk.load_config({"dataset": "identity"})
+    assert backends.choose_backend(cfg, tk.STAGES["sft"], cuda=False, installed=False) == "hf"
 
 
 def test_llamafactory_use_unsloth_chooses_the_backend():
@@ -123,7 +127,8 @@ def test_llamafactory_use_unsloth_chooses_the_backend():
 
 def test_rm_ppo_and_full_runs_say_they_load_plainly():
     def reason(**keys):
-        return backends.plain_reason(tk.load_config({"dataset": "identity", "reward_model": "x", **keys}))
+        cfg = tk.load_config({"dataset": "identity", "reward_model": "x", **keys})
+        return backends.plain_reason(cfg, tk.STAGES[cfg.stage])
 
     assert "no reward-model support" in reason(stage="rm")
     assert "PPO loop" in reason(stage="ppo")
@@ -132,7 +137,7 @@ def test_rm_ppo_and_full_runs_say_they_load_plainly():
     for stage in ("pt", "sft", "dpo", "kto"):
         assert reason(stage=stage, per_device_train_batch_size=2) is None
     rm = tk.load_config({"dataset": "dpo_en_demo", "stage": "rm", "backend": "unsloth"})
-    assert backends.describe(rm, "unsloth") == ("backend: unsloth, but this run loads its model with plain "
+    assert backends.describe(rm, "unsloth", tk.STAGES["rm"]) == ("backend: unsloth, but this run loads its model with plain "
                                                 "transformers + peft (Unsloth has no reward-model support)")
     assert "patched trl trainers" in backends.describe(tk.load_config({"dataset": "identity"}), "unsloth")
 

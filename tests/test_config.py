@@ -16,7 +16,7 @@ def test_seed_pt_yaml_loads_with_llamafactory_meanings():
     assert cfg.learning_rate == pytest.approx(1e-4) and isinstance(cfg.learning_rate, float)
     assert cfg.num_train_epochs == 3.0 and cfg.gradient_accumulation_steps == 8
     assert cfg.bf16 is True and cfg.ddp_timeout == 180000000 and cfg.plot_loss is True
-    assert cfg.use_packing  # packing defaults on for pt
+    assert tk.STAGES["pt"].packed(cfg) and cfg.packing is None  # packing defaults on for pt (the stage says so)
     assert cfg.lora_alpha == 2 * cfg.lora_rank
 
 
@@ -102,7 +102,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path, override, word):
 
 
 def test_output_dir_with_results_is_refused_without_overwrite(tmp_path):
-    from tunekit.config import check_output_dir
+    from tunekit.outputs import check_output_dir
 
     out = tmp_path / "out"
     (out / "checkpoint-3").mkdir(parents=True)
@@ -116,23 +116,22 @@ def test_output_dir_with_results_is_refused_without_overwrite(tmp_path):
 
 
 def test_hardware_keys_degrade_with_one_warning_each():
-    from tunekit.config import degrade_for_hardware
+    from tunekit.run import hardware_fallbacks
 
     cfg = tk.load_config(SEED_PT)
     with pytest.warns(UserWarning) as caught:
-        degrade_for_hardware(cfg, cuda=False, bf16_ok=False, world_size=1)
+        decided = hardware_fallbacks(cfg, cuda=False, bf16_ok=False, processes=1)
     messages = [str(w.message) for w in caught]
-    assert cfg.bf16 is False and cfg.ddp_timeout == 180000000
+    assert decided["bf16"] is False and cfg.ddp_timeout == 180000000
+    assert cfg.bf16 is True  # the plan decides; the config keeps what it said
     assert sum("bf16" in m for m in messages) == 1 and sum("ddp_timeout" in m for m in messages) == 1
 
 
-def test_training_arguments_without_a_field_pass_through_and_unused_keys_warn():
-    from tunekit.stages.base import training_kwargs
-
+def test_training_arguments_without_a_field_pass_through_and_unused_keys_warn(tmp_path):
     with pytest.warns(UserWarning, match="streaming is not used"):
         cfg = tk.load_config({"dataset": "identity", "save_only_model": True, "adam_beta2": 0.95, "streaming": False})
     assert cfg.training_args == {"save_only_model": True, "adam_beta2": 0.95}
-    kwargs = training_kwargs(cfg, has_eval=False)
+    kwargs = tk.plan(cfg, output_dir=str(tmp_path / "out")).training_args(has_eval=False)
     assert kwargs["save_only_model"] is True and kwargs["adam_beta2"] == 0.95
     assert "save_only_model: true" in cfg.to_yaml()
 

@@ -5,7 +5,7 @@ import json
 import pytest
 
 import tunekit as tk
-from conftest import write_dataset
+from conftest import ROOT, write_dataset
 from tunekit.data import IGNORE_INDEX, encode_chat
 
 SINGLE = [{"role": "user", "content": "What is 2 + 3?"}, {"role": "assistant", "content": "2 + 3 = 5."}]
@@ -247,3 +247,20 @@ def test_a_llamafactory_registry_with_hub_only_entries_still_serves_its_files(tm
         tk.load_rows(tk.load_config({"dataset": "belle_2m", "dataset_dir": str(folder)}), "chat")
     with pytest.raises(tk.DataError, match="formatting='markdown'"):
         tk.load_rows(tk.load_config({"dataset": "odd", "dataset_dir": str(folder)}), "chat")
+
+
+def test_the_bundled_demo_sets_pass_their_checker_and_regenerate_identically(tmp_path):
+    """tools/demo_data/ (tools of the repository, not of the package) re-derives every computed answer, and the
+    generator, being seeded, writes exactly the files that are bundled."""
+    import subprocess
+    import sys
+
+    tools = ROOT / "tools" / "demo_data"
+    proc = subprocess.run([sys.executable, str(tools / "check.py")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip().endswith("OK"), proc.stdout + proc.stderr
+    code = f"import sys; sys.path.insert(0, {str(tools)!r}); import generate; generate.main(__import__('pathlib').Path({str(tmp_path)!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300)
+    bundled = ROOT / "tunekit" / "data" / "demo"
+    for made in sorted(tmp_path.iterdir()):
+        assert made.read_bytes() == (bundled / made.name).read_bytes(), made.name
+    assert not list((ROOT / "tunekit").rglob("generate.py")) and not list((ROOT / "tunekit").rglob("check.py"))

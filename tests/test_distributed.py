@@ -74,23 +74,22 @@ def test_ppo_says_it_runs_in_one_process(tiny, monkeypatch):
 
 
 @pytest.mark.parametrize("name,stage", [("ds_z2_config.json", 2), ("ds_z3_config.json", 3)])
-def test_deepspeed_examples_are_zero_configs_the_trainer_fills_in(name, stage):
+def test_deepspeed_examples_are_zero_configs_the_trainer_fills_in(name, stage, tmp_path):
     from conftest import ROOT
 
     config = json.loads((ROOT / "examples" / "deepspeed" / name).read_text())
     assert config["zero_optimization"]["stage"] == stage
     assert config["train_micro_batch_size_per_gpu"] == "auto"  # taken from the YAML by the Trainer
     cfg = tk.load_config(ROOT / "examples" / "sft_lora_multi_gpu.yaml", deepspeed=str(ROOT / "examples" / "deepspeed" / name))
-    from tunekit.stages.base import training_kwargs
+    with pytest.warns(UserWarning, match="deepspeed"):  # on a CPU it is dropped, with a warning
+        assert tk.plan(cfg, cuda=False, output_dir=str(tmp_path / "cpu")).training_args(False)["deepspeed"] is None
+    on_gpu = tk.plan(cfg, cuda=True, output_dir=str(tmp_path / "gpu"))
+    assert on_gpu.training_args(False)["deepspeed"] == str(ROOT / "examples" / "deepspeed" / name)
 
-    assert training_kwargs(cfg, False)["deepspeed"] == str(ROOT / "examples" / "deepspeed" / name)
 
-
-def test_fsdp_keys_pass_through_to_the_trainer():
-    from tunekit.stages.base import training_kwargs
-
-    cfg = tk.load_config({"dataset": "identity", "fsdp": "full_shard auto_wrap",
+def test_fsdp_keys_pass_through_to_the_trainer(tmp_path):
+    cfg = tk.load_config({"dataset": "identity", "fsdp": "full_shard auto_wrap", "output_dir": str(tmp_path / "o"),
                           "fsdp_config": {"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}})
-    kwargs = training_kwargs(cfg, False)
+    kwargs = tk.plan(cfg).training_args(False)
     assert kwargs["fsdp"] == "full_shard auto_wrap"
     assert kwargs["fsdp_config"] == {"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}

@@ -17,6 +17,7 @@ from transformers import TrainerCallback
 
 import tunekit as tk
 from conftest import run_cli, write_dataset
+from tunekit.outputs import checkpoint_step, last_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -148,7 +149,7 @@ def test_a_checkpoint_cut_short_by_a_kill_is_never_taken_for_a_whole_one(tiny):
     _die_while_saving(tiny, "checkpoint-4")
     out = Path(tiny["output_dir"])
     assert not (out / "checkpoint-4").exists() and (out / "checkpoint-4.tmp").is_dir()
-    assert tk.config.last_checkpoint(out) == str(out / "checkpoint-2")
+    assert last_checkpoint(out) == str(out / "checkpoint-2")
     load_file(out / "checkpoint-2" / "adapter_model.safetensors")  # whole
     resumed = tk.train(tiny, resume_from_checkpoint=True)
     assert resumed.trainer.state.global_step == 4
@@ -174,9 +175,9 @@ def test_a_diverging_loss_stops_with_the_step_and_keeps_the_last_good_checkpoint
         tk.train(tiny)
     message = str(caught.value)
     out = Path(tiny["output_dir"])
-    last = tk.config.last_checkpoint(out)
+    last = last_checkpoint(out)
     assert "nan" in message.lower() or "inf" in message
-    step = tk.config.checkpoint_step(last) + 1
+    step = checkpoint_step(last) + 1
     assert f"step {step}" in message and last in message and "learning_rate=1e+20" in message
     weights = load_file(Path(last) / "adapter_model.safetensors")
     assert all(torch.isfinite(w).all() for w in weights.values())
@@ -286,7 +287,7 @@ def test_kill_9_at_random_moments_leaves_only_whole_files_and_a_run_that_finishe
     out = Path(tiny["output_dir"])
     rng = random.Random(0)
     for attempt in range(3):
-        resume = ["resume_from_checkpoint=true"] if tk.config.last_checkpoint(out) else ["overwrite_output_dir=true"]
+        resume = ["resume_from_checkpoint=true"] if last_checkpoint(out) else ["overwrite_output_dir=true"]
         proc = subprocess.Popen([sys.executable, "-m", "tunekit", "train", str(config), *resume],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         start = len(tk.read_log(out))

@@ -11,7 +11,7 @@ import torch
 
 import tunekit as tk
 from conftest import run_cli, write_dataset
-from tunekit.stages.ppo import AdaptiveKL, gae, kl_penalised_rewards, policy_loss, value_loss, whiten
+from tunekit.stages.ppo_math import AdaptiveKL, gae, kl_penalised_rewards, policy_loss, value_loss, whiten
 
 
 def test_whiten_by_hand():
@@ -169,7 +169,7 @@ def test_ppo_needs_a_reward(tiny):
 
 
 def test_running_moments_by_hand():
-    from tunekit.stages.ppo import RunningMoments
+    from tunekit.stages.ppo_math import RunningMoments
 
     moments = RunningMoments()
     moments.update(torch.tensor([1.0, 3.0]))

@@ -65,7 +65,14 @@ def test_grpo_chart_gets_a_line_per_reward_function_as_it_is_logged(tiny):
                                   "reward_group_std", "kl"]
 
 
-def test_chart_redraws_are_throttled_but_the_end_is_always_drawn(tiny):
+@pytest.mark.parametrize("uptime", [5.0, 10**6], ids=["booted-seconds-ago", "up-for-days"])
+def test_chart_redraws_are_throttled_but_the_end_is_always_drawn(tiny, monkeypatch, uptime):
+    """time.monotonic() counts from boot: on a machine up for less than ``refresh`` seconds the first log
+    must still be drawn (it was not, once). The clock is pinned to both cases."""
+    from tunekit.widgets import train_panel
+
+    clock = iter(range(10**6))
+    monkeypatch.setattr(train_panel.time, "monotonic", lambda: uptime + next(clock) * 1e-3)
     panel = TrainPanel(tiny, refresh=3600, max_steps=5)
     watcher = AtStep(panel)
     panel.callbacks.append(watcher)

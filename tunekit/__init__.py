@@ -7,20 +7,23 @@
     result = tk.train(cfg)
     tk.generate(result.model, result.tokenizer, ["Who are you?"], max_new_tokens=64)
 
-The config layer is imported at once; the rest (torch, transformers, trl) on first use, so that
-``tunekit train bad.yaml`` answers at once.
+The config and the run recipe (``run.py``: plan -> build -> fit) are imported at once; the rest (torch,
+transformers, trl) on first use, so that ``tunekit train bad.yaml`` answers at once.
 """
 
 import importlib
 
-from .config import Config, ConfigError, DataError, TrainingError, TunekitError, load_config
+from .config import Config
+from .errors import ConfigError, DataError, TrainingError, TunekitError
+from .run import load_config
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "load_model": "models", "load_tokenizer": "models", "load_for_inference": "models",
-    "load_reward_model": "models", "score": "stages",
-    "load_data": "stages", "train": "stages", "TrainResult": "stages", "STAGES": "stages",
+    "load_reward_model": "models", "score": "models",
+    "load_data": "run", "train": "run", "TrainResult": "run", "plan": "run", "build": "run", "fit": "run",
+    "STAGES": "stages",
     "load_rows": "data", "generate": "generation", "read_log": "callbacks", "plot_metrics": "callbacks",
     "StopCallback": "callbacks",
 }

@@ -6,7 +6,7 @@
 - ``auto`` (default): ``unsloth`` when CUDA is available and the package is installed, else ``hf``.
 
 Unsloth patches transformers, trl and peft when it is imported, so it must be imported before them.
-Importing tunekit, its stages and its panels imports none of the three; the first ``load_config``
+Importing tunekit, its stages and its panels imports none of the three; the first ``tk.load_config``
 (a notebook's config, the CLI's YAML) imports Unsloth when the config's backend resolves to it
 (``import_first``), and ``activate`` makes sure of it again where models load (``tk.train``,
 ``tk.load_model``, ``tk.load_tokenizer``). When they were imported first, a warning says what to do
@@ -19,7 +19,8 @@ import importlib
 import importlib.util
 import sys
 
-from .config import Config, ConfigError, comma_list, warn
+from .config import Config, comma_list
+from .errors import ConfigError, warn
 
 INSTALL = 'pip install "tunekit[unsloth]"'
 PATCHED = ("transformers", "trl", "peft")  # what Unsloth must be imported before
@@ -35,18 +36,20 @@ def unsloth_installed() -> bool:
     return "unsloth" in sys.modules or importlib.util.find_spec("unsloth") is not None
 
 
-def choose_backend(config: Config | str = "auto", *, cuda: bool | None = None, installed: bool | None = None) -> str:
+def choose_backend(config: Config | str = "auto", stage=None, *, cuda: bool | None = None,
+                   installed: bool | None = None) -> str:
     """``"hf"`` or ``"unsloth"`` for a config (or a ``backend`` value alone), or a ``ConfigError`` when the
     one asked for cannot run here. For a config, also the checks that depend on the machine: QLoRA needs
-    CUDA, and trl 1.15 cannot run its fused-LM-head stages on a CPU. ``cuda`` and ``installed`` are the
-    probes (found out when None; tests pass them)."""
+    CUDA, and trl 1.15 cannot run a stage that uses its fused LM head on a CPU (``stage``, the config's
+    ``tunekit.stages.Stage``, says whether it does). ``cuda`` and ``installed`` are the probes (found out
+    when None; tests pass them)."""
     cfg = config if isinstance(config, Config) else None
     requested = cfg.backend if cfg is not None else config
     cuda = cuda_available() if cuda is None else cuda
     if cfg is not None and cfg.quantization_bit is not None and not cuda:
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} (QLoRA) needs a CUDA GPU (bitsandbytes or "
                           "Unsloth); remove it to train in fp32 on this CPU")
-    if cfg is not None and not cuda and _uses_fused_lm_head(cfg) and _trl_version() < (1, 16):
+    if cfg is not None and stage is not None and not cuda and stage.fused_lm_head(cfg) and _trl_version() < (1, 16):
         raise ConfigError(f"stage={cfg.stage} on a CPU needs trl 1.16 or newer (trl {_trl_version_text()}'s fused "
                           "LM head needs triton and a GPU); pip install 'trl>=1.16,<1.17'")
     if requested == "hf":
@@ -63,10 +66,10 @@ def choose_backend(config: Config | str = "auto", *, cuda: bool | None = None, i
     return "unsloth" if cuda and installed else "hf"
 
 
-def activate(cfg: Config, *, cuda: bool | None = None, installed: bool | None = None) -> str:
+def activate(cfg: Config, stage=None, *, cuda: bool | None = None, installed: bool | None = None) -> str:
     """Check and choose ``cfg``'s backend, and import Unsloth now when it is the one. Returns ``"hf"`` or
-    ``"unsloth"``. Called at the start of model loading, before transformers, trl and peft are needed."""
-    backend = choose_backend(cfg, cuda=cuda, installed=installed)
+    ``"unsloth"``. Called when a run is planned and where models load, before transformers, trl and peft."""
+    backend = choose_backend(cfg, stage, cuda=cuda, installed=installed)
     if backend == "unsloth":
         import_unsloth()
     return backend
@@ -91,36 +94,31 @@ def import_unsloth():
     return importlib.import_module("unsloth")
 
 
-def describe(cfg: Config, backend: str) -> str:
+def describe(cfg: Config, backend: str, stage=None) -> str:
     """One log line: the backend this stage trains with, and why."""
     if backend == "hf":
         why = "backend: hf" if cfg.backend == "hf" else "no CUDA GPU" if not cuda_available() else (
             f"unsloth is not installed; {INSTALL} for the faster path")
         return f"backend: hf (transformers + peft + trl; {why})"
-    reason = plain_reason(cfg)
+    reason = plain_reason(cfg, stage)
     if reason:
         return f"backend: unsloth, but this run loads its model with plain transformers + peft ({reason})"
     return "backend: unsloth (FastLanguageModel and Unsloth's patched trl trainers)"
 
 
-def plain_reason(cfg: Config, head: str = "causal_lm") -> str | None:
+def plain_reason(cfg: Config, stage=None, head: str = "causal_lm") -> str | None:
     """Why a run with ``backend: unsloth`` loads its model with plain transformers + peft (None: it does
-    not). Unsloth's patched trl trainers still train it."""
-    if head != "causal_lm" or cfg.stage == "rm":
+    not): the stage says so (``Stage.plain_loading``), or the head, the finetuning type or the adapters
+    need it. Unsloth's patched trl trainers still train it."""
+    if head != "causal_lm":
         return "Unsloth has no reward-model support"
-    if cfg.stage == "ppo":
-        return "tunekit's own PPO loop, with a value head and a reference beside the policy"
+    if stage is not None and stage.plain_loading:
+        return stage.plain_loading
     if cfg.finetuning_type != "lora":
         return f"Unsloth is used for LoRA and QLoRA; finetuning_type={cfg.finetuning_type} loads as usual"
     if len(comma_list(cfg.adapter_name_or_path)) > 1:
         return "Unsloth loads one adapter; the plain loader merges the earlier ones in"
     return None
-
-
-def _uses_fused_lm_head(cfg: Config) -> bool:
-    """Whether the stage's trl trainer computes log-probs through trl's fused LM head (sft, dpo's
-    sigmoid/hinge/ipo, kto, grpo): trl 1.15 has it only as a triton kernel, 1.16 also in plain torch."""
-    return cfg.stage in ("sft", "kto", "grpo") or (cfg.stage == "dpo" and cfg.pref_loss not in ("orpo", "simpo"))
 
 
 def _trl_version() -> tuple[int, int]:

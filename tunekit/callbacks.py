@@ -16,7 +16,8 @@ from pathlib import Path
 
 from transformers import TrainerCallback
 
-LOG_NAME = "trainer_log.jsonl"
+from .outputs import LOG_NAME
+
 _ALIASES = {"learning_rate": "lr"}  # LLaMA-Factory's trainer_log.jsonl calls it lr: both names are written
 _SKIP = ("total_flos", "train_runtime", "train_samples_per_second", "train_steps_per_second")
 

@@ -14,7 +14,7 @@ import os
 import sys
 import warnings
 
-from .config import TunekitError
+from .errors import TunekitError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,16 +57,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _train(args) -> int:
-    from . import load_config
+    from .run import load_config
 
     cfg = load_config(args.config, *args.overrides)  # a config error is answered before torch is imported
-    from . import train
+    from .run import train
     from .callbacks import read_log
     from .distributed import say
     from .models import quiet_loading
 
     quiet_loading()
     result = train(cfg)
+    if "saved_rows" in result.metrics:  # tokenized_path: the rows were prepared and saved; nothing trained
+        return 0
     losses = [r["loss"] for r in read_log(result.log_path) if isinstance(r.get("loss"), (int, float))]
     if losses:
         say(f"[tunekit] loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")
@@ -81,7 +83,7 @@ def _base_of(adapter: str) -> str:
     import json
     from pathlib import Path
 
-    from .config import ConfigError
+    from .errors import ConfigError
 
     config = Path(adapter) / "adapter_config.json"
     if not config.is_file():
@@ -97,7 +99,7 @@ def _chat(args) -> int:
     from .models import load_for_inference, quiet_loading
 
     if args.config is not None:
-        from .config import load_config
+        from .run import load_config
 
         cfg = load_config(args.config, *args.overrides, do_train=False)
         args.model = args.model or cfg.model_name_or_path
@@ -123,8 +125,8 @@ def _chat(args) -> int:
 
 
 def _export(args) -> int:
-    from . import load_config
     from .export import export
+    from .run import load_config
     from .models import quiet_loading
 
     extra = {k: v for k, v in (("model_name_or_path", args.model), ("adapter_name_or_path", args.adapter),

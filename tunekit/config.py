@@ -1,8 +1,11 @@
-"""One validated config object from a YAML file (or a dict) plus ``key=value`` overrides.
+"""The config: every key tunekit reads (``Config``), read from YAML (or a dict) plus ``key=value`` overrides.
 
 Keys and meanings follow LLaMA-Factory, so its users' YAML runs unchanged. Every problem is a
 ``ConfigError`` whose one-line message names the key, the value and what would be accepted.
-This module is the one place where config values are checked.
+This module checks every key and the combinations that hold for every stage; a stage's own rules
+(kto's batch of two, ppo's reward model, grpo's groups) are in the stage's module, as its
+``check``, and ``tunekit.load_config`` (``run.py``) applies both. Nothing here imports the rest of
+tunekit but the errors and the template names: every other module may import this one.
 """
 
 from __future__ import annotations
@@ -13,31 +16,16 @@ import os
 import re
 import types
 import typing
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Union
 
 import yaml
 
-
-class TunekitError(Exception):
-    """Base of the errors that the CLI prints as one line (exit code 2)."""
-
-
-class ConfigError(TunekitError, ValueError):
-    """A config key has a bad value, is unknown, or clashes with another key."""
+from .errors import ConfigError, DataError, TrainingError, TunekitError, error_reason, warn  # noqa: F401 (re-exported)
+from .templates import check_template_name
 
 
-class DataError(TunekitError, ValueError):
-    """A data set cannot be found, read or converted."""
-
-
-class TrainingError(TunekitError, RuntimeError):
-    """Training cannot go on (a NaN or infinite loss); the checkpoints already written are kept."""
-
-
-STAGES = ("pt", "sft", "rm", "ppo", "dpo", "kto", "grpo")
 FINETUNING_TYPES = ("lora", "freeze", "full")
 PREF_LOSSES = ("sigmoid", "hinge", "ipo", "orpo", "simpo")
 BACKENDS = ("auto", "hf", "unsloth")
@@ -49,7 +37,6 @@ LR_SCHEDULERS = (
 EVAL_STRATEGIES = ("no", "steps", "epoch")
 SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
 _CHOICES = {
-    "stage": STAGES,
     "eval_strategy": EVAL_STRATEGIES,
     "save_strategy": SAVE_STRATEGIES,
     "finetuning_type": FINETUNING_TYPES,
@@ -79,7 +66,8 @@ class Config:
     # --- model -------------------------------------------------------------------------------
     model_name_or_path: str = "smollm2-135m-instruct"  # alias, local folder or hub id
     adapter_name_or_path: str | None = None  # saved LoRA adapter(s) to continue from (comma list)
-    template: str | None = None  # chat template for tokenizers that have none: chatml, llama3, alpaca
+    template: str | None = None  # LLaMA-Factory's name; the tokenizer's own template is used where it has one
+    enable_thinking: bool = True  # false: thinking off in the chat template (as the *_nothink templates do)
     trust_remote_code: bool = False
     cache_dir: str | None = None
     backend: str = "auto"  # auto | hf | unsloth
@@ -136,6 +124,7 @@ class Config:
     train_on_prompt: bool = False
     mask_history: bool = False
     overwrite_cache: bool = False
+    tokenized_path: str | None = None  # save the prepared rows here and stop; when it holds them, train on them
     preprocessing_num_workers: int | None = None
     identity_name: str = "Tuna"  # fills {{name}} in data sets (the bundled `identity`)
     identity_author: str = "the tunekit team"  # fills {{author}}
@@ -201,10 +190,6 @@ class Config:
         return text
 
     @property
-    def use_packing(self) -> bool:
-        return self.stage == "pt" if self.packing is None else self.packing
-
-    @property
     def datasets(self) -> list[str]:
         return comma_list(self.dataset)
 
@@ -225,7 +210,6 @@ _IGNORED = {
     "enable_liger_kernel": "not used on this backend",
     "upcast_layernorm": "not needed in fp32",
     "upcast_lmhead_output": "not needed in fp32",
-    "tokenized_path": "data is tokenized in memory",
     "mix_strategy": "data sets are concatenated",
     "interleave_probs": "data sets are concatenated",
     "print_param_status": "the trainable-parameter count is always printed",
@@ -235,7 +219,6 @@ _IGNORED = {
     "infer_backend": "tunekit generates with transformers",
     "infer_dtype": "tunekit generates in the training dtype",
     "default_system": "the chat template's own system prompt is used",
-    "enable_thinking": "the chat template decides",
     "neat_packing": "sft packing always keeps rows apart (position ids restart, attention stays within a row)",
     "ignore_pad_token_for_loss": "padding never carries loss",
     "eval_on_each_dataset": "one eval split",
@@ -259,18 +242,16 @@ def comma_list(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-def load_config(source: str | os.PathLike | dict | Config | None = None, *args: str, **overrides: Any) -> Config:
-    """Build a validated ``Config``.
+def parse_config(source: str | os.PathLike | dict | Config | None = None, *args: str, **overrides: Any) -> Config:
+    """A ``Config`` whose keys are checked one by one and in the combinations that hold for every stage.
 
     ``source`` is a YAML path, a dict, a ``Config`` or None (defaults). ``args`` are CLI-style
     ``"key=value"`` strings (values parsed as YAML), ``overrides`` are keyword values; both win
     over the file. Raises ``ConfigError`` with a one-line message on any bad key or value.
+    ``tunekit.load_config`` (``run.py``) is this plus the stage's own rules, and it imports Unsloth
+    first where Unsloth is the backend: that is the one to call.
     """
-    raw = read_config(source, *args, **overrides)
-    from .backends import import_first
-
-    import_first(raw)  # Unsloth, where it is the backend, goes before the checks below import transformers
-    return _validate(raw)
+    return validate(read_config(source, *args, **overrides))
 
 
 def read_config(source: str | os.PathLike | dict | Config | None = None, *args: str, **overrides: Any) -> dict:
@@ -331,7 +312,8 @@ def _parse_override(value: str) -> Any:
         return value
 
 
-def _validate(raw: dict) -> Config:
+def validate(raw: dict) -> Config:
+    """``read_config``'s raw keys as a checked ``Config`` (unknown keys, types, ranges, stage-free combinations)."""
     values: dict[str, Any] = {}
     passthrough: dict[str, Any] = dict(raw.pop("training_args", None) or {})
     ignored = []  # warned about only once the config is valid: an error stays the one line printed
@@ -424,7 +406,7 @@ def _check(cfg: Config) -> None:
     for key, choices in _CHOICES.items():
         value = getattr(cfg, key)
         if value not in choices:
-            raise ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}{_choice_hint(key, value, choices)}")
+            raise not_one_of(key, value, choices)
     for key in _POSITIVE:
         value = getattr(cfg, key)
         if value is not None and value < 1:
@@ -454,21 +436,6 @@ def _check(cfg: Config) -> None:
         raise ConfigError("dataset is not set; name one or more data sets, e.g. 'dataset: identity,alpaca_en_demo'")
     if cfg.bf16 and cfg.fp16:
         raise ConfigError("bf16 and fp16 are both true; choose one")
-    if cfg.stage == "ppo" and not cfg.reward_model and cfg.reward_model_type != "function":
-        raise ConfigError("stage=ppo needs reward_model: the output_dir of an rm run (e.g. saves/.../reward)")
-    if cfg.stage == "grpo":
-        _check_grpo(cfg)
-    if cfg.stage in ("ppo", "grpo") and cfg.max_new_tokens >= cfg.cutoff_len:
-        raise ConfigError(
-            f"max_new_tokens={cfg.max_new_tokens} must be below cutoff_len={cfg.cutoff_len}: "
-            "the prompt and the sampled response share cutoff_len"
-        )
-    if cfg.stage == "kto" and cfg.do_train and cfg.per_device_train_batch_size < 2:
-        raise ConfigError(
-            f"stage=kto needs per_device_train_batch_size of at least 2 (got {cfg.per_device_train_batch_size}): "
-            "its KL term compares each answer with the other prompts of the same batch; "
-            "gradient_accumulation_steps does not count"
-        )
     if cfg.finetuning_type != "lora" and cfg.adapter_name_or_path:
         raise ConfigError(
             f"adapter_name_or_path is set but finetuning_type={cfg.finetuning_type!r}; adapters need finetuning_type: lora"
@@ -491,35 +458,14 @@ def _check(cfg: Config) -> None:
             hint = f"did you mean '{close[0]}'?" if close else f"e.g. {Config.optim}, adafactor, sgd"
             raise ConfigError(f"optim={cfg.optim!r} is not an optimizer transformers knows; {hint}")
     _check_report_to(cfg.report_to)
+    check_template_name(cfg.template)
     if cfg.lora_alpha is None:
         cfg.lora_alpha = cfg.lora_rank * 2
 
 
-def _check_grpo(cfg: Config) -> None:
-    from .rewards import BUILT_IN
-
-    for name in comma_list(cfg.reward_funcs):
-        if ":" not in name and name not in BUILT_IN:
-            close = difflib.get_close_matches(name, BUILT_IN, n=1, cutoff=0.5)
-            hint = f"did you mean '{close[0]}'? " if close else ""
-            raise ConfigError(f"reward_funcs: {name!r} is not a built-in reward ({', '.join(BUILT_IN)}); {hint}"
-                              "or give a module:function path")
-    for weight in comma_list(cfg.reward_weights):
-        if _convert(weight, float) is _FAIL:
-            raise ConfigError(f"reward_weights={cfg.reward_weights!r}: {weight!r} is not a number; give one number "
-                              "per reward, e.g. 1.0,0.5")
-    if cfg.num_generations < 2:
-        raise ConfigError(f"num_generations={cfg.num_generations} must be at least 2: GRPO compares the answers "
-                          "sampled for the same prompt")
-    answers = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
-    if cfg.do_train and answers % cfg.num_generations:
-        raise ConfigError(
-            f"num_generations={cfg.num_generations} must divide per_device_train_batch_size x "
-            f"gradient_accumulation_steps = {answers} (each step's answers are whole groups); make the batch a "
-            f"multiple of {cfg.num_generations}, e.g. per_device_train_batch_size: {cfg.num_generations * 2}")
-    if (cfg.val_size or cfg.eval_dataset) and cfg.per_device_eval_batch_size % cfg.num_generations:
-        raise ConfigError(f"per_device_eval_batch_size={cfg.per_device_eval_batch_size} must be a multiple of "
-                          f"num_generations={cfg.num_generations} (each prompt's answers are scored together)")
+def not_one_of(key: str, value: Any, choices) -> ConfigError:
+    """The error for a value outside its choices, with a did-you-mean."""
+    return ConfigError(f"{key}={value!r} is not one of: {', '.join(choices)}{_choice_hint(key, value, tuple(choices))}")
 
 
 def _choice_hint(key: str, value: Any, choices: tuple) -> str:
@@ -548,62 +494,3 @@ def _check_report_to(value: str) -> None:
         if name not in installed:
             raise ConfigError(f"report_to={value!r}: the {name} package is not installed; pip install {name}, "
                               "or set report_to: none")
-
-
-def degrade_for_hardware(cfg: Config, cuda: bool, bf16_ok: bool, world_size: int) -> None:
-    """Turn hardware-only keys off where they cannot apply, with one warning each (never a crash)."""
-    if cfg.bf16 and not (cuda and bf16_ok):
-        warn(f"bf16: true is not supported on this {'GPU' if cuda else 'CPU'} run; training in fp32 instead")
-        cfg.bf16 = False
-    if cfg.fp16 and not cuda:
-        warn("fp16: true needs a CUDA GPU; training in fp32 instead")
-        cfg.fp16 = False
-    if world_size == 1 and cfg.ddp_timeout != Config.ddp_timeout:
-        warn(f"ddp_timeout={cfg.ddp_timeout} only applies to multi-process runs; kept for those, unused here")
-    if cfg.deepspeed and not cuda:
-        warn(f"deepspeed={cfg.deepspeed!r} needs CUDA GPUs; ignored on this CPU run")
-        cfg.deepspeed = None
-    if cfg.preprocessing_num_workers and cfg.preprocessing_num_workers > (os.cpu_count() or 1):
-        cfg.preprocessing_num_workers = os.cpu_count() or 1
-
-
-def error_reason(err: Exception) -> str:
-    """The telling line of a library's error (a size mismatch, say), shortened, for a one-line message."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
-    line = next((line for line in lines if "mismatch" in line), lines[0])
-    return line if len(line) <= 160 else line[:157] + "..."
-
-
-def warn(message: str, stacklevel: int = 3) -> None:
-    warnings.warn(message, UserWarning, stacklevel=stacklevel)
-
-
-def checkpoint_step(path: str | os.PathLike) -> int:
-    """The step of a ``checkpoint-N`` folder (0 for any other path)."""
-    match = re.search(r"checkpoint-(\d+)$", str(path).rstrip("/"))
-    return int(match.group(1)) if match else 0
-
-
-def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The ``checkpoint-N`` folder with the highest N in ``output_dir``, if any."""
-    folders = [p for p in Path(output_dir).glob("checkpoint-*") if p.is_dir() and checkpoint_step(p)]
-    return str(max(folders, key=checkpoint_step)) if folders else None
-
-
-def check_output_dir(cfg: Config) -> None:
-    """Refuse to write over results unless ``overwrite_output_dir`` (or when resuming)."""
-    out = Path(cfg.output_dir)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"output_dir={cfg.output_dir!r} is a file, not a folder; choose another output_dir")
-    existing = next(p for p in (out, *out.absolute().parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"output_dir={cfg.output_dir!r} cannot be written ({existing} is not a writable folder); "
-                          "choose another output_dir")
-    if not out.is_dir() or not any(out.iterdir()) or cfg.overwrite_output_dir or cfg.resume_from_checkpoint:
-        return
-    last = last_checkpoint(out)
-    hint = f", or resume_from_checkpoint: true to continue from {Path(last).name}" if last else ""
-    raise ConfigError(
-        f"output_dir={cfg.output_dir!r} already holds results; set overwrite_output_dir: true to replace them, "
-        f"choose another output_dir{hint}"
-    )

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from .backends import activate
-from .config import Config, ConfigError
+from .config import Config
+from .errors import ConfigError
 from .models import load_model
+from .models.builtin import portable_config
 
 
 def export(cfg: Config) -> str:
@@ -34,4 +36,5 @@ def export(cfg: Config) -> str:
     merged = model.merge_and_unload()
     merged.save_pretrained(out, max_shard_size=f"{cfg.export_size}GB", safe_serialization=not cfg.export_legacy_format)
     tokenizer.save_pretrained(out)
+    portable_config(out)
     return str(out)

@@ -1,5 +1,8 @@
 """What keeps a run's work safe when something goes wrong: atomic saves, a stop on a NaN loss, Ctrl-C.
 
+``SafeTraining`` is a mixin for a transformers (or trl) trainer class; ``safe(SFTTrainer)`` composes it
+in front of a stage's trainer, so every stage gets the same three guarantees by subclassing:
+
 - Whole or not at all: a checkpoint is written into ``checkpoint-N.tmp`` and renamed to
   ``checkpoint-N`` once complete; the final files are written into a staging folder and each is
   renamed over its place. A run killed at any moment (``kill -9``, a closed laptop) leaves only
@@ -13,6 +16,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import os
@@ -23,10 +27,9 @@ from pathlib import Path
 
 import torch
 
-from .config import TrainingError
 from .distributed import say
-
-STAGING = ".tmp"  # checkpoint-N.tmp: never matched by checkpoint-(\d+)$, so never taken for a checkpoint
+from .errors import TrainingError
+from .outputs import STAGING
 
 
 def check_loss(loss: torch.Tensor, step: int) -> None:
@@ -44,39 +47,52 @@ def check_weights(model, step: int) -> None:
                 raise TrainingError(f"the weights became NaN or infinite at step {step} ({name})")
 
 
-def guard_hf_trainer(trainer) -> None:
-    """Give a transformers ``Trainer`` (or a trl trainer) a loss check on every micro-batch and
-    atomic checkpoints that are only written while the weights are finite."""
-    training_step = trainer.training_step
+class SafeTraining:
+    """Mixin for a transformers ``Trainer`` (or a trl trainer): a loss check on every micro-batch, atomic
+    checkpoints that are only written while the weights are finite, and Ctrl-C as a clean stop."""
 
-    def checked_step(*args, **kwargs):
-        loss = training_step(*args, **kwargs)
-        check_loss(loss, trainer.state.global_step + 1)
+    _staging: Path | None = None  # while a checkpoint is written: the folder it goes to first
+
+    def train(self, *args, **kwargs):
+        from .callbacks import StopCallback
+
+        stopper = next((c for c in self.callback_handler.callbacks if isinstance(c, StopCallback)), None)
+        with ctrl_c_stops(stopper):
+            return super().train(*args, **kwargs)
+
+    def training_step(self, *args, **kwargs):
+        loss = super().training_step(*args, **kwargs)
+        check_loss(loss, self.state.global_step + 1)
         return loss
 
-    save_checkpoint = trainer._save_checkpoint
-
-    def atomic_save(model, trial, *args, **kwargs):
-        check_weights(trainer.model, trainer.state.global_step)
-        run_dir = Path(trainer._get_output_dir(trial=trial))
-        name = f"checkpoint-{trainer.state.global_step}"
-        staging = run_dir / (name + STAGING)
-        if trainer.is_world_process_zero():
-            shutil.rmtree(staging, ignore_errors=True)
-        trainer.accelerator.wait_for_everyone()
+    def _get_output_dir(self, trial=None):
         # The Trainer writes <run_dir>/checkpoint-N: pointed at the staging folder, it writes it there.
-        trainer._get_output_dir = lambda trial=None: str(staging)
-        try:
-            save_checkpoint(model, trial, *args, **kwargs)
-        finally:
-            del trainer._get_output_dir
-        trainer.accelerator.wait_for_everyone()
-        if trainer.is_world_process_zero():
-            _publish_checkpoint(trainer, staging / name, run_dir / name)
-        trainer.accelerator.wait_for_everyone()
+        return str(self._staging) if self._staging is not None else super()._get_output_dir(trial=trial)
 
-    trainer.training_step = checked_step
-    trainer._save_checkpoint = atomic_save
+    def _save_checkpoint(self, model, trial, *args, **kwargs):
+        check_weights(self.model, self.state.global_step)
+        run_dir = Path(self._get_output_dir(trial=trial))
+        name = f"checkpoint-{self.state.global_step}"
+        staging = run_dir / (name + STAGING)
+        if self.is_world_process_zero():
+            shutil.rmtree(staging, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
+        self._staging = staging
+        try:
+            super()._save_checkpoint(model, trial, *args, **kwargs)
+        finally:
+            self._staging = None
+        self.accelerator.wait_for_everyone()
+        if self.is_world_process_zero():
+            _publish_checkpoint(self, staging / name, run_dir / name)
+        self.accelerator.wait_for_everyone()
+
+
+@functools.cache
+def safe(trainer_class: type, *mixins: type) -> type:
+    """``trainer_class`` with ``SafeTraining`` (and a stage's own ``mixins``) in front: a subclass of the same
+    name. Made when a stage is built, since the trainer classes are imported only then (after the backend)."""
+    return type(trainer_class.__name__, (SafeTraining, *mixins, trainer_class), {})
 
 
 def _publish_checkpoint(trainer, written: Path, final: Path) -> None:
@@ -91,14 +107,6 @@ def _publish_checkpoint(trainer, written: Path, final: Path) -> None:
     shutil.rmtree(written.parent, ignore_errors=True)
     rotate_checkpoints(output_dir=str(final.parent), save_total_limit=trainer.args.save_total_limit,
                        best_model_checkpoint=trainer.state.best_model_checkpoint, use_mtime=False)
-
-
-def remove_partial_saves(output_dir: str | os.PathLike) -> list[str]:
-    """Delete the ``*.tmp`` staging folders a run killed while saving left behind; returns their names."""
-    found = sorted(p for p in Path(output_dir).glob(f"*{STAGING}") if p.is_dir())
-    for folder in found:
-        shutil.rmtree(folder, ignore_errors=True)
-    return [f.name for f in found]
 
 
 def save_outputs(trainer, tokenizer, output_dir: str, metrics: dict) -> None:
@@ -125,7 +133,7 @@ def save_outputs(trainer, tokenizer, output_dir: str, metrics: dict) -> None:
 def ctrl_c_stops(stopper):
     """While inside, the first SIGINT calls ``stopper.stop()`` (a clean stop at the end of the step);
     a second raises ``KeyboardInterrupt``. Only in the main thread, where Python delivers signals."""
-    if threading.current_thread() is not threading.main_thread():
+    if stopper is None or threading.current_thread() is not threading.main_thread():
         yield
         return
 

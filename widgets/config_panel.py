@@ -15,12 +15,16 @@ from pathlib import Path
 import ipywidgets as widgets
 import yaml
 
-from tunekit.config import FINETUNING_TYPES, PREF_LOSSES, STAGES, Config, ConfigError, load_config
+from tunekit.config import FINETUNING_TYPES, PREF_LOSSES, Config
+from tunekit.errors import ConfigError
+from tunekit.run import load_config
+from tunekit.stages import STAGES
 
 from .static import StaticCopy, escape
 
-BETA_STAGES = ("dpo", "kto", "grpo")  # pref_beta: DPO's / KTO's beta, GRPO's KL weight
-GRPO_KEYS = ("num_generations", "reward_funcs")
+# Keys some stages have (pref_beta, pref_loss, num_generations, ...): shown only for a stage that names
+# them in its ``Stage.config_keys``.
+STAGE_KEYS = tuple(dict.fromkeys(key for stage in STAGES.values() for key in stage.config_keys))
 
 
 def _controls() -> dict[str, widgets.Widget]:
@@ -30,7 +34,7 @@ def _controls() -> dict[str, widgets.Widget]:
     wide = widgets.Layout(width="420px")
     style = {"description_width": "170px"}
     return {
-        "stage": widgets.Dropdown(options=STAGES, description="stage", style=style),
+        "stage": widgets.Dropdown(options=list(STAGES), description="stage", style=style),
         "model_name_or_path": widgets.Combobox(options=list(ALIASES), description="model_name_or_path",
                                                style=style, layout=wide),
         "dataset": widgets.Combobox(options=sorted(read_registry(None)), description="dataset", style=style,
@@ -89,11 +93,9 @@ class ConfigPanel(StaticCopy, widgets.VBox):
         return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
     def _check(self) -> None:
-        stage = self.controls["stage"].value
-        self.controls["pref_beta"].layout.display = None if stage in BETA_STAGES else "none"
-        for key in GRPO_KEYS:
-            self.controls[key].layout.display = None if stage == "grpo" else "none"
-        self.controls["pref_loss"].layout.display = None if stage == "dpo" else "none"
+        own = STAGES[self.controls["stage"].value].config_keys
+        for key in STAGE_KEYS:
+            self.controls[key].layout.display = None if key in own else "none"
         try:
             cfg = self.config
         except ConfigError as error:

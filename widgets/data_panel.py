@@ -16,13 +16,13 @@ import random
 import ipywidgets as widgets
 import plotly.graph_objects as go
 
-from tunekit.config import Config, load_config
-from tunekit.data import IGNORE_INDEX, encode_chat, load_rows, prompt_ids, row_length, split_answer
+from tunekit.config import Config
+from tunekit.data import IGNORE_INDEX, load_rows, row_length
+from tunekit.run import load_config
+from tunekit.stages import stage_of
 
 from .static import StaticCopy, escape
 
-KIND = {"pt": "text", "sft": "chat", "ppo": "chat", "rm": "pairwise", "dpo": "pairwise", "kto": "unpaired",
-        "grpo": "chat"}
 LOSS_STYLE = "background:#b7ebb0"  # a token the loss is computed on
 CONTEXT_STYLE = "background:#e4e4e4;color:#555"  # a token the model only reads
 ROLE_COLOUR = {"system": "#f3e8ff", "user": "#e8f0fe", "assistant": "#e9f7ef", "tool": "#fff4e5"}
@@ -36,7 +36,8 @@ class DataPanel(StaticCopy, widgets.VBox):
         from tunekit.models import load_tokenizer
 
         self.config = cfg = load_config(config, **overrides)
-        self.kind = KIND[cfg.stage]
+        self.stage = stage_of(cfg)
+        self.kind = self.stage.rows  # text, chat, pairwise or unpaired
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg)
         self.rows = load_rows(cfg, self.kind)[split]
         self.index = 0
@@ -90,26 +91,7 @@ class DataPanel(StaticCopy, widgets.VBox):
 
     def encoded(self, row: dict) -> list[tuple[str, dict]]:
         """(title, ``input_ids`` / ``labels``) of each sequence the stage builds from ``row``."""
-        cfg, tok = self.config, self.tokenizer
-        if self.kind == "text":
-            ids = tok(row["text"], add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
-            ids = ids if cfg.use_packing else ids[: cfg.cutoff_len]
-            return [("text", {"input_ids": ids, "labels": list(ids)})]
-        if self.kind == "chat" and cfg.stage == "ppo":  # PPO trains on what the policy writes, not on the data
-            from tunekit.stages.ppo import encode_prompt
-
-            ids = encode_prompt(tok, split_answer(row["messages"])[0], cfg)
-            return [("prompt (the policy writes the answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]
-        if self.kind == "chat" and cfg.stage == "grpo":  # the policy writes answers; the rewards check them
-            ids = prompt_ids(tok, split_answer(row["messages"])[0])
-            return [("prompt (the policy writes a group of answers; the rewards check them against the data's "
-                     "answer)", {"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)})]
-        if self.kind == "chat":
-            return [("conversation", encode_chat(tok, row["messages"], cfg.cutoff_len, cfg.train_on_prompt,
-                                                 cfg.mask_history))]
-        if self.kind == "pairwise":
-            return [(side, encode_chat(tok, row["prompt"] + row[side], cfg.cutoff_len)) for side in ("chosen", "rejected")]
-        return [("completion", encode_chat(tok, row["prompt"] + row["completion"], cfg.cutoff_len))]
+        return self.stage.show(self.config, self.tokenizer, row)  # the stage says what its rows train on
 
     def token_spans(self, row: dict | None = None) -> list[list[tuple[str, bool]]]:
         """For each sequence of ``row`` (default: the current one): (token text, carries loss) pairs."""
@@ -153,7 +135,7 @@ class DataPanel(StaticCopy, widgets.VBox):
 
     def _summary(self) -> str:
         cfg, counted = self.config, len(self.lengths)
-        if self.kind == "text" and cfg.use_packing:
+        if self.kind == "text" and self.stage.packed(cfg):
             return (f"{counted} texts, {sum(self.lengths)} tokens, packed into blocks of cutoff_len={cfg.cutoff_len}: "
                     "nothing is cut")
         return (f"<b>{self.truncated}</b> of {counted} rows are longer than cutoff_len={cfg.cutoff_len} and get "

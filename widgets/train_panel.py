@@ -19,20 +19,14 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from tunekit.config import Config, TunekitError, load_config
+from tunekit.config import Config
+from tunekit.errors import TunekitError
+from tunekit.run import load_config
+from tunekit.stages import stage_of
 
 from .static import StaticCopy, escape, png_chart
 
-LOSS_KEYS = ("loss", "eval_loss")
-STAGE_KEYS = {  # what each stage's second chart shows (the keys its trainer logs)
-    "pt": ("grad_norm",),
-    "sft": ("mean_token_accuracy", "eval_mean_token_accuracy"),
-    "rm": ("accuracy", "margin", "eval_accuracy"),
-    "dpo": ("rewards/accuracies", "rewards/margins", "eval_rewards/margins"),
-    "kto": ("rewards/margins", "kl", "eval_rewards/margins"),
-    "ppo": ("reward", "kl", "eval_reward"),
-    "grpo": ("reward", "rewards/*/mean", "reward_group_std", "kl"),  # *: each reward function, as it is logged
-}
+LOSS_KEYS = ("loss", "eval_loss")  # the first chart; the second shows the stage's own (its ``Stage.chart``)
 
 _NOT_SHOWN = ("step", "epoch", "total_flos", "train_loss")
 
@@ -67,7 +61,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
                                           tooltip="end training at the next step and save a checkpoint")
         self.stop_button.on_click(lambda _button: self.stop())
         self.values = widgets.HTML()
-        self.stage_keys = STAGE_KEYS.get(cfg.stage, ())
+        self.stage_keys = stage_of(cfg).chart  # a pattern (rewards/*/mean) gets a line per key as it is logged
         self.figure = go.FigureWidget(make_subplots(rows=1, cols=2, subplot_titles=("loss", f"{cfg.stage} metrics")))
         for column, keys in ((1, LOSS_KEYS), (2, [k for k in self.stage_keys if "*" not in k])):
             for key in keys:
@@ -78,7 +72,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
         super().__init__([self.title, widgets.HBox([self.progress, self.stop_button]), self.status,
                           self.figure, self.values])
         self._follower = _follower(self)
-        self._drawn = 0.0
+        self._drawn: float | None = None  # when the chart was last drawn (None: never, so the first log is drawn)
 
     # -- actions -------------------------------------------------------------------------------
 
@@ -94,12 +88,12 @@ class TrainPanel(StaticCopy, widgets.VBox):
     def run(self, show: bool = True):
         """Show the panel (unless ``show=False``), train, and return the ``tk.TrainResult``."""
         from tunekit.callbacks import StopCallback
-        from tunekit.stages import train
+        from tunekit.run import train
 
         if show:
             self.show()
         self.stopper = StopCallback(on_request=self._show_stopping)
-        self.history, self.result = [], None
+        self.history, self.result, self._drawn = [], None, None
         with self.figure.batch_update():
             for trace in self.figure.data:
                 trace.x, trace.y = [], []
@@ -143,7 +137,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
     def draw(self, force: bool = False) -> None:
         """Push the logged points to the chart and the table (at most every ``refresh`` seconds)."""
         now = time.monotonic()
-        if not force and now - self._drawn < self.refresh:
+        if not force and self._drawn is not None and now - self._drawn < self.refresh:
             return
         self._drawn = now
         traced = {trace.name for trace in self.figure.data}
@@ -194,17 +188,18 @@ def _follower(panel: TrainPanel):
             self.panel = panel
             self.started = time.time()
             self.first_step = 0
-            self.shown = 0.0
+            self.shown: float | None = None  # when the progress was last shown (None: not yet)
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.started, self.first_step = time.time(), state.global_step
+            self.started, self.first_step, self.shown = time.time(), state.global_step, None
             self.panel.progress.max = max(1, state.max_steps)
             self.panel.progress.value = state.global_step
             self.panel.status.value = f"training: step {state.global_step} of {state.max_steps}"
 
         def on_step_end(self, args, state, control, **kwargs):
             now = time.monotonic()
-            if now - self.shown < self.panel.refresh and state.global_step < state.max_steps:
+            recent = self.shown is not None and now - self.shown < self.panel.refresh
+            if recent and state.global_step < state.max_steps:
                 return
             self.shown = now
             panel, elapsed = self.panel, time.time() - self.started

@@ -7,11 +7,15 @@ with -100 on every token that carries no loss.
 
 from __future__ import annotations
 
-import datasets
+from typing import TYPE_CHECKING
 
-from ..config import Config, DataError
+from ..config import Config
+from ..errors import DataError
 from .formats import KINDS, convert, entry_kind
 from .registry import find_entry, read_registry, read_rows
+
+if TYPE_CHECKING:
+    import datasets
 
 IGNORE_INDEX = -100
 
@@ -20,6 +24,8 @@ def load_rows(cfg: Config, kind: str, tokenizer=None) -> datasets.DatasetDict:
     """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each): "train", and "eval"
     from ``eval_dataset`` or else split off by ``val_size``. With a ``tokenizer``, a ``DataError``
     when every conversation is longer than ``cutoff_len``."""
+    import datasets  # here, not at the top: importing tunekit (and checking a config) stays quick
+
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     rows = _rows(cfg, cfg.datasets, kind)
@@ -100,6 +106,8 @@ def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:
 
 
 def _split(cfg: Config, train: datasets.Dataset) -> datasets.DatasetDict:
+    import datasets
+
     if not cfg.val_size:
         return datasets.DatasetDict({"train": train})
     size = int(cfg.val_size) if cfg.val_size >= 1 else cfg.val_size

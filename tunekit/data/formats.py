@@ -13,7 +13,7 @@ config keys ``identity_name`` and ``identity_author``.
 
 from __future__ import annotations
 
-from ..config import DataError
+from ..errors import DataError
 from .registry import DatasetEntry
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": None, "system": None,

@@ -1,6 +1,7 @@
 """The data-set registry: LLaMA-Factory's ``dataset_info.json``, for the bundled sets and a user's folder.
 
-An entry names a file (json, jsonl, csv, parquet, or a folder of them) under ``dataset_dir`` (or a
+An entry names a file (json, jsonl, csv, parquet, arrow, txt: one text per line, or a folder of them; the
+types LLaMA-Factory reads) under ``dataset_dir`` (or a
 hub data set via ``hf_hub_url``), its ``formatting`` (alpaca | sharegpt | openai), whether it is a
 preference set (``ranking``), and how its ``columns`` and ``tags`` map onto the canonical ones.
 """
@@ -12,11 +13,11 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import DataError, error_reason
+from ..errors import DataError, error_reason
 
 BUNDLED_DIR = Path(__file__).parent / "demo"
 FORMATS = ("alpaca", "sharegpt", "openai")
-_FILE_TYPES = (".json", ".jsonl", ".csv", ".parquet")
+_FILE_TYPES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
 
 
 @dataclass
@@ -90,7 +91,7 @@ def read_rows(entry: DatasetEntry) -> list[dict]:
     path = entry.folder / entry.file_name
     if not path.exists():
         raise DataError(f"dataset {entry.name!r}: file {path} does not exist (file_name in dataset_info.json)")
-    files = sorted(p for p in path.iterdir() if p.suffix in _FILE_TYPES) if path.is_dir() else [path]
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _FILE_TYPES) if path.is_dir() else [path]
     if not files:
         raise DataError(f"dataset {entry.name!r}: folder {path} holds no {', '.join(_FILE_TYPES)} files")
     rows: list[dict] = []
@@ -130,6 +131,16 @@ def _read_file(name: str, path: Path) -> list[dict]:
             return pq.read_table(path).to_pylist()
         except pyarrow.ArrowException as err:
             raise DataError(f"dataset {name!r}: {path} is not a readable parquet file: {error_reason(err)}") from None
+    if suffix == ".txt":  # as the datasets "text" loader reads it: one row per line, in a "text" column
+        return [{"text": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if suffix == ".arrow":  # an Arrow stream, as datasets writes its cache and save_to_disk files
+        import datasets
+        import pyarrow
+
+        try:
+            return datasets.Dataset.from_file(str(path)).to_list()
+        except (pyarrow.ArrowException, OSError, ValueError) as err:
+            raise DataError(f"dataset {name!r}: {path} is not a readable Arrow file: {error_reason(err)}") from None
     raise DataError(f"dataset {name!r}: {path} is not a {', '.join(_FILE_TYPES)} file")
 
 
@@ -152,7 +163,7 @@ def _check_dicts(name: str, path: Path, rows: list) -> list[dict]:
 
 
 def _read_hub(entry: DatasetEntry) -> list[dict]:
-    from ..models import hub_reachable
+    from ..hub import hub_reachable
 
     if not hub_reachable():
         raise DataError(

@@ -1,101 +1,75 @@
-"""What every stage shares: TrainingArguments from the config, and padding collation."""
+"""What a stage is (``Stage``), what its ``build`` gets (``Parts``), and the helpers every stage shares.
+
+Each stage module ends with one ``STAGE = Stage(...)``: everything the run recipe (``run.py``), the
+panels, the launch and backend checks and the config rules need to know about the stage is said
+there, once. Nothing outside a stage's own module compares ``cfg.stage`` with a stage name.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
 
-import torch
-
-from ..config import Config, ConfigError, comma_list
+from ..config import Config
 from ..data import IGNORE_INDEX
-from ..distributed import say
+from ..errors import ConfigError
 
 
-def training_kwargs(cfg: Config, has_eval: bool) -> dict:
-    """transformers ``TrainingArguments`` keywords for ``cfg`` (the same for every stage)."""
-    eval_strategy = cfg.eval_strategy if has_eval else "no"
-    return dict(
-        output_dir=cfg.output_dir,
-        per_device_train_batch_size=cfg.per_device_train_batch_size,
-        per_device_eval_batch_size=cfg.per_device_eval_batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.num_train_epochs,
-        max_steps=cfg.max_steps,
-        lr_scheduler_type=cfg.lr_scheduler_type,
-        warmup_steps=cfg.warmup_steps or cfg.warmup_ratio,  # a float below 1 is a ratio
-        weight_decay=cfg.weight_decay,
-        max_grad_norm=cfg.max_grad_norm,
-        optim=cfg.optim,
-        logging_steps=cfg.logging_steps,
-        logging_first_step=True,
-        save_strategy=cfg.save_strategy,
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        eval_strategy=eval_strategy,
-        eval_steps=cfg.eval_steps or (cfg.logging_steps if eval_strategy == "steps" else None),
-        bf16=cfg.bf16,
-        fp16=cfg.fp16,
-        seed=cfg.seed,
-        gradient_checkpointing=bool(cfg.gradient_checkpointing),
-        ddp_timeout=cfg.ddp_timeout,
-        deepspeed=cfg.deepspeed,
-        report_to=comma_list(cfg.report_to) or "none",
-        dataloader_num_workers=cfg.dataloader_num_workers,
-        dataloader_pin_memory=torch.cuda.is_available(),
-        # without CUDA, a multi-process launch (torchrun, accelerate launch) is data-parallel over gloo
-        use_cpu=not torch.cuda.is_available(),
-        remove_unused_columns=False,
-    ) | cfg.training_args
+def _no_rules(cfg: Config) -> None:
+    """A stage without rules of its own."""
 
 
-def activation_bytes(model_config, rows: int, length: int) -> int:
-    """About how much memory the activations of one micro-batch keep for the backward pass (fp32,
-    attention without a fused kernel): per layer the hidden states, q/k/v, the MLP's inner states and
-    the attention probabilities; then the logits and their gradient over the whole vocabulary."""
-    hidden = getattr(model_config, "hidden_size", 0)
-    inner = getattr(model_config, "intermediate_size", 4 * hidden)
-    heads = getattr(model_config, "num_attention_heads", 1)
-    layers = getattr(model_config, "num_hidden_layers", 1)
-    vocab = getattr(model_config, "vocab_size", 0)
-    per_layer = rows * length * (10 * hidden + 3 * inner) + rows * heads * length * length
-    return 4 * (layers * per_layer + 2 * rows * length * vocab)
+def _never(cfg: Config) -> bool:
+    return False
 
 
-def decide_gradient_checkpointing(cfg: Config, model, data) -> None:
-    """Unless the config sets ``gradient_checkpointing``, turn it on only when one micro-batch's
-    activations would take more than half the memory there is (it costs about a third more compute);
-    the log says which was chosen and why."""
-    if getattr(model, "tunekit_backend", None) == "unsloth":  # Unsloth wrapped the layers when it loaded them
-        how = "off (set in the config)" if cfg.gradient_checkpointing is False else (
-            "Unsloth's, activations offloaded to CPU memory (gradient_checkpointing: false turns it off)")
-        say(f"[tunekit] gradient checkpointing: {how}")
-        cfg.gradient_checkpointing = False  # the Trainer must not wrap them a second time
-        return
-    if cfg.gradient_checkpointing is not None:
-        say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (set in the config)")
-        return
-    lengths = [len(ids) for ids in data["train"]["input_ids"]] if "input_ids" in data["train"].column_names else []
-    length = min(max(lengths), cfg.cutoff_len) if lengths else cfg.cutoff_len
-    rows = cfg.per_device_train_batch_size * (2 if cfg.stage in ("rm", "dpo", "kto") else 1)  # chosen + rejected
-    need = activation_bytes(getattr(model, "config", None), rows, length)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    if torch.cuda.is_available():
-        free = torch.cuda.mem_get_info()[0]
-        where = "free on the GPU"
-    else:
-        import psutil
+@dataclass(frozen=True)
+class Stage:
+    """One stage, described once."""
 
-        free = psutil.virtual_memory().available
-        where = "available"
-    free -= 12 * trainable  # gradients and AdamW's two moments, in fp32, not allocated yet
-    cfg.gradient_checkpointing = need > free / 2
-    say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (a batch's activations "
-        f"need about {need / 2**30:.1f} GiB; {max(free, 0) / 2**30:.1f} GiB {where}; "
-        "set gradient_checkpointing to choose)")
+    name: str  # the value of the ``stage`` key
+    rows: str  # the kind of rows it reads: "text", "chat", "pairwise" or "unpaired" (tunekit.data)
+    prepare: Callable[[Config, Any], Any]  # (cfg, tokenizer) -> its rows, a DatasetDict (what tk.load_data gives)
+    build: Callable[[Parts], Any]  # -> a ready trainer, with ``train``, ``state``, ``save_model``
+    show: Callable[[Config, Any, dict], list]  # (cfg, tokenizer, row) -> [(title, {input_ids, labels})]: the DataPanel
+    metrics: tuple[str, ...]  # logged keys worth a plot (plot_loss); ``*`` patterns allowed
+    chart: tuple[str, ...]  # the keys of the TrainPanel's second chart
+    check: Callable[[Config], None] = _no_rules  # the stage's own config rules: ConfigError naming the key
+    head: str = "causal_lm"  # or "score": a scalar sequence-classification head (reward models)
+    multi_process: bool = True  # can it train data-parallel under torchrun / accelerate launch?
+    reference: bool = False  # does it compare with a reference model (LoRA: the adapter disabled)?
+    sequences_per_row: int = 1  # sequences one row sends through the model (chosen + rejected: 2)
+    trainer_loop: bool = True  # trained by a transformers Trainer (False: its own loop, e.g. ppo)
+    packed: Callable[[Config], bool] = _never  # are its rows packed into cutoff_len sequences?
+    fused_lm_head: Callable[[Config], bool] = _never  # does its trl trainer use trl's fused LM head?
+    plain_loading: str | None = None  # why backend: unsloth still loads its model with plain transformers
+    rewards: Callable[..., Any] | None = None  # (cfg, reward_fn) -> its reward function(s), checked before loading
+    config_keys: tuple[str, ...] = ()  # keys of its own that the ConfigPanel shows (pref_beta, ...)
+
+
+@dataclass
+class Parts:
+    """What a stage's ``build`` puts together into a trainer (the run recipe gathers them)."""
+
+    cfg: Config
+    args: dict  # TrainingArguments keywords: the config's, with the plan's hardware decisions
+    model: Any
+    tokenizer: Any
+    data: Any  # the stage's rows: a DatasetDict with "train" (and "eval")
+    callbacks: list = field(default_factory=list)
+    rewards: Any = None  # the stage's reward function(s), where it has them
+
+
+def check_room_to_answer(cfg: Config) -> None:
+    """A rule of the stages that sample answers (ppo, grpo): the prompt and the answer share ``cutoff_len``."""
+    if cfg.max_new_tokens >= cfg.cutoff_len:
+        raise ConfigError(
+            f"max_new_tokens={cfg.max_new_tokens} must be below cutoff_len={cfg.cutoff_len}: "
+            "the prompt and the sampled response share cutoff_len"
+        )
 
 
 def only_known(cls, kwargs: dict) -> dict:
@@ -113,7 +87,9 @@ class PadCollator:
         self.pad_token_id = pad_token_id
         self.multiple = pad_to_multiple_of
 
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+    def __call__(self, rows: list[dict]):
+        import torch
+
         length = max(len(r["input_ids"]) for r in rows)
         if self.multiple:
             length = -(-length // self.multiple) * self.multiple

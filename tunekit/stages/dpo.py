@@ -16,38 +16,37 @@ from __future__ import annotations
 
 import os
 
-import datasets
-
 from ..config import Config
-from ..data import load_rows
-from .base import only_known, training_kwargs
+from ..data import load_rows, views
+from .base import Parts, Stage, only_known
 from .preference import precompute_reference, split_fresh_adapter
 
-METRICS = ("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
-           "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins")
+REFERENCE_FREE = ("orpo", "simpo")  # pref_loss values trained without a reference model
 
 
-def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
+def prepare(cfg: Config, tokenizer):
     """Preference rows: ``prompt`` (messages), ``chosen`` and ``rejected`` (one assistant message each)."""
     return load_rows(cfg, "pairwise", tokenizer)
 
 
-def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list):
-    kwargs = training_kwargs(cfg, "eval" in data)
-    common = dict(train_dataset=data["train"], eval_dataset=data.get("eval"), processing_class=tokenizer,
-                  callbacks=callbacks)
-    if cfg.pref_loss in ("orpo", "simpo"):
+def build(p: Parts):
+    from ..safety import safe
+
+    cfg = p.cfg
+    common = dict(train_dataset=p.data["train"], eval_dataset=p.data.get("eval"), processing_class=p.tokenizer,
+                  callbacks=p.callbacks)
+    if cfg.pref_loss in REFERENCE_FREE:
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # no warning wall in notebooks
         if cfg.pref_loss == "orpo":
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-            args = ORPOConfig(**only_known(ORPOConfig, kwargs), beta=cfg.pref_beta, max_length=cfg.cutoff_len)
-            return ORPOTrainer(model=model, args=args, **common)
+            args = ORPOConfig(**only_known(ORPOConfig, p.args), beta=cfg.pref_beta, max_length=cfg.cutoff_len)
+            return safe(ORPOTrainer)(model=p.model, args=args, **common)
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-        args = CPOConfig(**only_known(CPOConfig, kwargs), loss_type="simpo", cpo_alpha=cfg.pref_ftx,
+        args = CPOConfig(**only_known(CPOConfig, p.args), loss_type="simpo", cpo_alpha=cfg.pref_ftx,
                          simpo_gamma=cfg.simpo_gamma, beta=cfg.pref_beta, max_length=cfg.cutoff_len)
-        return CPOTrainer(model=model, args=args, **common)
+        return safe(CPOTrainer)(model=p.model, args=args, **common)
 
     from trl import DPOConfig, DPOTrainer
 
@@ -55,8 +54,18 @@ def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: 
     if cfg.pref_ftx > 0:
         losses.append("sft")
         weights.append(cfg.pref_ftx)
-    args = DPOConfig(**only_known(DPOConfig, kwargs), beta=cfg.pref_beta, loss_type=losses,
+    args = DPOConfig(**only_known(DPOConfig, p.args), beta=cfg.pref_beta, loss_type=losses,
                      loss_weights=weights if len(losses) > 1 else None, max_length=cfg.cutoff_len,
-                     precompute_ref_log_probs=precompute_reference(cfg, len(data["train"])))
-    model, peft_config = split_fresh_adapter(cfg, model)
-    return DPOTrainer(model=model, ref_model=None, args=args, peft_config=peft_config, **common)
+                     precompute_ref_log_probs=precompute_reference(cfg, len(p.data["train"])))
+    model, peft_config = split_fresh_adapter(cfg, p.model)
+    return safe(DPOTrainer)(model=model, ref_model=None, args=args, peft_config=peft_config, **common)
+
+
+STAGE = Stage(
+    name="dpo", rows="pairwise", prepare=prepare, build=build, show=views.pairwise, reference=True,
+    sequences_per_row=2, config_keys=("pref_beta", "pref_loss"),
+    fused_lm_head=lambda cfg: cfg.pref_loss not in REFERENCE_FREE,  # trl's DPOTrainer; ORPO and SimPO are not
+    metrics=("loss", "rewards/accuracies", "rewards/margins", "rewards/chosen", "rewards/rejected",
+             "eval_loss", "eval_rewards/accuracies", "eval_rewards/margins"),
+    chart=("rewards/accuracies", "rewards/margins", "eval_rewards/margins"),
+)

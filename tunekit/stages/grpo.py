@@ -20,21 +20,51 @@ spread within groups, the learning signal), ``kl``, ``completions/mean_length``,
 
 from __future__ import annotations
 
-import datasets
+import difflib
 
-from ..config import Config, ConfigError, DataError, comma_list, warn
-from ..data import load_rows, prompt_ids, split_answer
-from .base import import_function, only_known, training_kwargs
+from .. import rewards as built_in_rewards
+from ..config import Config, comma_list
+from ..data import load_rows, prompt_ids, split_answer, views
+from ..errors import ConfigError, DataError, warn
+from .base import Parts, Stage, check_room_to_answer, import_function, only_known
 from .preference import split_fresh_adapter
 
-METRICS = ("reward", "rewards/*/mean", "reward_group_std", "kl", "completions/mean_length", "clip_ratio/region_mean",
-           "loss")
+
+def check(cfg: Config) -> None:
+    """grpo's own rules: known rewards and numeric weights, whole groups in every batch, room to answer."""
+    for name in comma_list(cfg.reward_funcs):
+        if ":" not in name and name not in built_in_rewards.BUILT_IN:
+            close = difflib.get_close_matches(name, built_in_rewards.BUILT_IN, n=1, cutoff=0.5)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise ConfigError(f"reward_funcs: {name!r} is not a built-in reward ({', '.join(built_in_rewards.BUILT_IN)}); "
+                              f"{hint}or give a module:function path")
+    for weight in comma_list(cfg.reward_weights):
+        try:
+            float(weight)
+        except ValueError:
+            raise ConfigError(f"reward_weights={cfg.reward_weights!r}: {weight!r} is not a number; give one number "
+                              "per reward, e.g. 1.0,0.5") from None
+    if cfg.num_generations < 2:
+        raise ConfigError(f"num_generations={cfg.num_generations} must be at least 2: GRPO compares the answers "
+                          "sampled for the same prompt")
+    answers = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps
+    if cfg.do_train and answers % cfg.num_generations:
+        raise ConfigError(
+            f"num_generations={cfg.num_generations} must divide per_device_train_batch_size x "
+            f"gradient_accumulation_steps = {answers} (each step's answers are whole groups); make the batch a "
+            f"multiple of {cfg.num_generations}, e.g. per_device_train_batch_size: {cfg.num_generations * 2}")
+    if (cfg.val_size or cfg.eval_dataset) and cfg.per_device_eval_batch_size % cfg.num_generations:
+        raise ConfigError(f"per_device_eval_batch_size={cfg.per_device_eval_batch_size} must be a multiple of "
+                          f"num_generations={cfg.num_generations} (each prompt's answers are scored together)")
+    check_room_to_answer(cfg)
 
 
-def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
+def prepare(cfg: Config, tokenizer):
     """Prompts and reference answers: ``prompt`` (the conversation up to the last user turn) and
     ``answer`` (the data set's answer to it). Prompts that leave no room for ``max_new_tokens`` within
     ``cutoff_len`` are left out."""
+    import datasets
+
     room = cfg.cutoff_len - cfg.max_new_tokens
     out = {}
     for split, part in load_rows(cfg, "chat").items():
@@ -55,15 +85,18 @@ def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     return datasets.DatasetDict(out)
 
 
-def reward_function(cfg: Config, reward_fn=None) -> list:
+def show(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
+    return views.prompt_only("prompt (the policy writes a group of answers; the rewards check them against the "
+                             "data's answer)", views.prompt(tokenizer, row))
+
+
+def reward_functions(cfg: Config, reward_fn=None) -> list:
     """The reward functions, in ``reward_funcs`` order, then ``reward_fn`` (a callable or a list, from
     ``tk.train``) and the reward model. Checked and imported before anything else loads."""
-    from .. import rewards
-
     functions = []
     for item in comma_list(cfg.reward_funcs):
         functions.append(import_function(item, "reward_funcs") if ":" in item
-                         else rewards.built_in(item, cfg.max_new_tokens))
+                         else built_in_rewards.built_in(item, cfg.max_new_tokens))
     if reward_fn is not None:
         functions.extend(reward_fn if isinstance(reward_fn, (list, tuple)) else [reward_fn])
     if cfg.reward_model:
@@ -80,48 +113,53 @@ def reward_function(cfg: Config, reward_fn=None) -> list:
 
 def _reward_model(path: str):
     """The ``rm`` stage's output as a reward: its score of (prompt, answer), as the rm stage scored pairs."""
-    from ..models import load_reward_model
-    from ..rewards import text_of
-    from .rm import score
+    from ..models import load_reward_model, score
 
     model, tokenizer = load_reward_model(path)
 
     def reward_model(prompts, completions, **kwargs) -> list[float]:
         questions = [p[-1]["content"] if not isinstance(p, str) else p for p in prompts]
-        return score(model, tokenizer, questions, [text_of(c) for c in completions])
+        return score(model, tokenizer, questions, [built_in_rewards.text_of(c) for c in completions])
 
     return reward_model
 
 
-def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list, reward_fn=None):
+class GroupSpread:
+    """Mixin for trl's ``GRPOTrainer``: also logs ``reward_group_std``, the standard deviation of the weighted
+    reward within each prompt's group, averaged over the groups (trl's ``reward_std`` is the whole batch's)."""
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        per_function = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        total = (per_function * self.reward_weights.to(per_function.device)).nansum(dim=1)
+        size = self.num_generations if self.model.training else self.num_generations_eval
+        if size and size > 1 and total.numel() % size == 0:
+            self._log_metric("reward_group_std", total.view(-1, size).std(dim=1).mean().item())
+        return per_function
+
+
+def build(p: Parts):
     from trl import GRPOConfig, GRPOTrainer  # imported here, after the backend (Unsloth patches trl)
 
+    from ..safety import safe
+
+    cfg = p.cfg
     weights = [float(w) for w in comma_list(cfg.reward_weights)] or None
     args = GRPOConfig(
-        **only_known(GRPOConfig, training_kwargs(cfg, "eval" in data)), num_generations=cfg.num_generations,
+        **only_known(GRPOConfig, p.args), num_generations=cfg.num_generations,
         max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
         repetition_penalty=cfg.repetition_penalty, beta=cfg.pref_beta, reward_weights=weights,
     )
-    model, peft_config = split_fresh_adapter(cfg, model)  # the reference: the model with the adapter disabled
-    functions = reward_fn if reward_fn is not None else reward_function(cfg)  # tk.train resolved them already
-    trainer_class = _with_group_spread(GRPOTrainer)
-    return trainer_class(model=model, reward_funcs=functions, args=args,
-                         train_dataset=data["train"], eval_dataset=data.get("eval"), processing_class=tokenizer,
-                         peft_config=peft_config, callbacks=callbacks)
+    model, peft_config = split_fresh_adapter(cfg, p.model)  # the reference: the model with the adapter disabled
+    functions = p.rewards if p.rewards is not None else reward_functions(cfg)
+    return safe(GRPOTrainer, GroupSpread)(
+        model=model, reward_funcs=functions, args=args, train_dataset=p.data["train"],
+        eval_dataset=p.data.get("eval"), processing_class=p.tokenizer, peft_config=peft_config, callbacks=p.callbacks)
 
 
-def _with_group_spread(base):
-    """trl's GRPOTrainer, also logging ``reward_group_std``: the standard deviation of the weighted reward
-    within each prompt's group, averaged over the groups (trl's ``reward_std`` is the whole batch's)."""
-
-    class GroupSpread(base):
-        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-            per_function = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-            total = (per_function * self.reward_weights.to(per_function.device)).nansum(dim=1)
-            size = self.num_generations if self.model.training else self.num_generations_eval
-            if size and size > 1 and total.numel() % size == 0:
-                self._log_metric("reward_group_std", total.view(-1, size).std(dim=1).mean().item())
-            return per_function
-
-    GroupSpread.__name__ = GroupSpread.__qualname__ = base.__name__
-    return GroupSpread
+STAGE = Stage(
+    name="grpo", rows="chat", prepare=prepare, build=build, show=show, check=check, rewards=reward_functions,
+    reference=True, fused_lm_head=lambda cfg: True, config_keys=("pref_beta", "num_generations", "reward_funcs"),
+    metrics=("reward", "rewards/*/mean", "reward_group_std", "kl", "completions/mean_length",
+             "clip_ratio/region_mean", "loss"),
+    chart=("reward", "rewards/*/mean", "reward_group_std", "kl"),  # *: each reward function, as it is logged
+)

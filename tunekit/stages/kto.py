@@ -11,17 +11,23 @@ Logged: ``kl``, ``rewards/chosen``, ``rewards/rejected``, ``rewards/margins``, `
 
 from __future__ import annotations
 
-import datasets
-
-from ..config import Config, warn
-from ..data import load_rows
-from .base import only_known, training_kwargs
+from ..config import Config
+from ..data import load_rows, views
+from ..errors import ConfigError, warn
+from .base import Parts, Stage, only_known
 from .preference import precompute_reference, split_fresh_adapter
 
-METRICS = ("loss", "kl", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_loss", "eval_rewards/margins")
+
+def check(cfg: Config) -> None:
+    if cfg.do_train and cfg.per_device_train_batch_size < 2:
+        raise ConfigError(
+            f"stage=kto needs per_device_train_batch_size of at least 2 (got {cfg.per_device_train_batch_size}): "
+            "its KL term compares each answer with the other prompts of the same batch; "
+            "gradient_accumulation_steps does not count"
+        )
 
 
-def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
+def prepare(cfg: Config, tokenizer):
     """Unpaired rows: ``prompt`` (messages), ``completion`` (one assistant message) and ``label``."""
     rows = load_rows(cfg, "unpaired", tokenizer)
     labels = rows["train"]["label"]
@@ -31,16 +37,29 @@ def prepare(cfg: Config, tokenizer) -> datasets.DatasetDict:
     return rows
 
 
-def build(cfg: Config, model, tokenizer, data: datasets.DatasetDict, callbacks: list):
+def build(p: Parts):
     from trl import KTOConfig, KTOTrainer
 
+    from ..safety import safe
+
+    cfg = p.cfg
     if cfg.pref_ftx > 0:
         warn(f"pref_ftx={cfg.pref_ftx} is not supported by trl's KTO trainer; ignored")
-    args = KTOConfig(**only_known(KTOConfig, training_kwargs(cfg, "eval" in data)), beta=cfg.pref_beta,
+    args = KTOConfig(**only_known(KTOConfig, p.args), beta=cfg.pref_beta,
                      desirable_weight=cfg.kto_chosen_weight, undesirable_weight=cfg.kto_rejected_weight,
                      max_length=cfg.cutoff_len,
-                     precompute_ref_log_probs=precompute_reference(cfg, len(data["train"])))
-    model, peft_config = split_fresh_adapter(cfg, model)
-    return KTOTrainer(model=model, ref_model=None, args=args, peft_config=peft_config,
-                      train_dataset=data["train"], eval_dataset=data.get("eval"), processing_class=tokenizer,
-                      callbacks=callbacks)
+                     precompute_ref_log_probs=precompute_reference(cfg, len(p.data["train"])))
+    model, peft_config = split_fresh_adapter(cfg, p.model)
+    return safe(KTOTrainer)(model=model, ref_model=None, args=args, peft_config=peft_config,
+                            train_dataset=p.data["train"], eval_dataset=p.data.get("eval"),
+                            processing_class=p.tokenizer, callbacks=p.callbacks)
+
+
+STAGE = Stage(
+    name="kto", rows="unpaired", prepare=prepare, build=build, show=views.unpaired, check=check, reference=True,
+    sequences_per_row=2,  # each answer, and another prompt's answer for the KL term
+    fused_lm_head=lambda cfg: True, config_keys=("pref_beta",),
+    metrics=("loss", "kl", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_loss",
+             "eval_rewards/margins"),
+    chart=("rewards/margins", "kl", "eval_rewards/margins"),
+)

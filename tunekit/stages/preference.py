@@ -1,4 +1,4 @@
-"""What the preference stages (dpo, kto) share: the reference model.
+"""What the stages with a reference model share (dpo, kto, grpo): the reference, and its cached log-probs.
 
 With LoRA the reference is the policy's own weights: a fresh adapter is handed to the trl trainer
 as a ``peft_config``, so the reference is the model with the adapter disabled (no second copy);
@@ -10,6 +10,7 @@ frozen copy of the model.
 from __future__ import annotations
 
 from ..config import Config
+from ..distributed import say, world_size
 
 
 def split_fresh_adapter(cfg: Config, model):
@@ -32,8 +33,6 @@ def drop_reference_adapter(model) -> None:
 def precompute_reference(cfg: Config, n_rows: int) -> bool:
     """Whether the reference log-probs are computed once per row before training and cached: when the
     user says so, else when the run sees each row more than once (the reference never changes)."""
-    from ..distributed import say, world_size
-
     if cfg.precompute_ref_log_probs is not None:
         return cfg.precompute_ref_log_probs
     per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world_size()

@@ -1,6 +1,6 @@
 """Sanity checks for the demo data sets written by generate.py.
 
-Run ``python3 tunekit/data/demo/check.py``. It re-derives the answers of the computed
+Run ``python3 tools/demo_data/check.py``. It re-derives the answers of the computed
 tasks independently of the generator (by parsing the rows; for math_demo, from each question
 or from each step of its working) and checks counts, label balance, duplicates, JSON
 validity, placeholders and the registry. Exits non-zero on failure.
@@ -13,7 +13,7 @@ import re
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[2] / "tunekit" / "data" / "demo"  # where the data sets live
 errors: list[str] = []
 checked = {"computed": 0}
 
@@ -195,7 +195,6 @@ def load_json(name: str):
 
 
 def main() -> int:
-    sys.path.insert(0, str(HERE))
     sizes = {p.name: p.stat().st_size for p in HERE.iterdir() if p.suffix in (".json", ".jsonl")}
     for n, s in sizes.items():
         if s > 1_000_000:

@@ -1,6 +1,6 @@
 """Generate tunekit's bundled demo data sets.
 
-Run ``python3 tunekit/data/demo/generate.py``; it writes, next to itself:
+Run ``python3 tools/demo_data/generate.py``; it writes, into ``tunekit/data/demo/``:
 
 * ``c4_demo.jsonl``       -- plain-text documents for pre-training (``{"text": ...}`` per line)
 * ``alpaca_en_demo.json`` -- instruction / input / output rows for supervised fine-tuning
@@ -25,7 +25,7 @@ import re
 from pathlib import Path
 
 SEED = 20240607
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[2] / "tunekit" / "data" / "demo"  # where the data sets live
 
 N_C4 = 360
 N_ALPACA = 400

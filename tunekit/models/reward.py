@@ -1,0 +1,75 @@
+"""Reward models, as the ``rm`` stage saves them (a LoRA adapter with its scalar head, or a full model):
+recognise such a folder, load it, and score (prompt, answer) pairs with it (ppo's and grpo's rewards)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..config import Config, parse_config
+from ..errors import ConfigError
+from .load import load_model
+
+
+def reward_model_config(path: str | None) -> Config:
+    """How to load the reward model saved in ``path``, from its files alone (a quick check before any
+    loading): a ``ConfigError`` when ``path`` is not the output of an rm run."""
+    folder = Path(path or "")
+    fix = "give the output_dir of a stage: rm run"
+    not_rm = f"reward_model={path!r} is {{}}, not a reward model; {fix}"
+    if not path or not folder.exists():
+        raise ConfigError(f"reward_model={path!r} does not exist; {fix}")
+    if (folder / "adapter_config.json").is_file():
+        adapter = json.loads((folder / "adapter_config.json").read_text())
+        if adapter.get("task_type") != "SEQ_CLS":
+            raise ConfigError(not_rm.format("an adapter of a language model"))
+        return parse_config({"model_name_or_path": adapter.get("base_model_name_or_path"),
+                            "adapter_name_or_path": str(folder), "do_train": False, "finetuning_type": "lora"})
+    if (folder / "config.json").is_file():
+        architectures = json.loads((folder / "config.json").read_text()).get("architectures") or []
+        if not any(a.endswith("ForSequenceClassification") for a in architectures):
+            raise ConfigError(not_rm.format("a language model"))
+        return parse_config({"model_name_or_path": str(folder), "do_train": False, "finetuning_type": "full"})
+    raise ConfigError(f"reward_model={path!r} is not the output_dir of an rm run (no adapter_config.json or "
+                      f"config.json); {fix}")
+
+
+def load_reward_model(path: str):
+    """A reward model saved by the rm stage (LoRA adapter + head, or a full model) and its tokenizer,
+    ready for ``tk.score``."""
+    cfg = reward_model_config(path)
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the base's "score.weight MISSING" report: the adapter brings the head
+    try:
+        model, tokenizer = load_model(cfg, head="score")
+    finally:
+        hf_logging.set_verbosity(level)
+    model.eval()
+    return model, tokenizer
+def score(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 8) -> list[float]:
+    """The reward model's scalar score of each (prompt, response) pair, as the rm stage saw them:
+    the chat template applied to a user turn and an assistant turn."""
+    if len(prompts) != len(responses):
+        raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": r}],
+                                      tokenize=False)
+        for p, r in zip(prompts, responses)
+    ]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    scores: list[float] = []
+    try:
+        with torch.no_grad():
+            for start in range(0, len(texts), batch_size):
+                batch = tokenizer(texts[start: start + batch_size], return_tensors="pt", padding=True,
+                                  add_special_tokens=False).to(device)
+                scores.extend(model(**batch).logits[:, 0].float().tolist())
+    finally:
+        model.train(was_training)
+    return scores

@@ -1,0 +1,400 @@
+"""The run recipe: what ``tk.train``, ``tunekit train``, the TrainPanel and the bench all call.
+
+    cfg = load_config("examples/sft_lora.yaml", max_steps=30)   # keys checked, then the stage's own rules
+    p = plan(cfg)           # decided once: backend, launch, output folder, resume point, hardware fallbacks
+    built = build(p)        # tokenizer -> rows -> model -> trainer (and the activation-checkpointing choice)
+    result = fit(p, built)  # train, stop, errors, the final evaluation, save, plots
+
+``train(cfg)`` is the three in a row. The config is never changed once it is checked: what the plan
+decides lives in the ``Plan``. Everything a step needs to know about the stage comes from its
+description (``tunekit.stages``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from .backends import activate, describe, import_first
+from .config import Config, comma_list, read_config, validate
+from .distributed import is_main_process, say, world_size
+from .errors import ConfigError, TrainingError, error_reason, warn
+from .outputs import check_output_dir, checkpoint_step, last_checkpoint_words, prepare_output_dir, resume_point
+from .stages import STAGES, Parts, Stage, stage_of
+
+
+def load_config(source: str | os.PathLike | dict | Config | None = None, *args: str, **overrides: Any) -> Config:
+    """The one validated config: ``source`` (a YAML path, a dict, a ``Config`` or None for the defaults), then
+    ``args`` (CLI-style ``"key=value"`` strings) and ``overrides`` (keywords), which win over the file.
+
+    Every key is checked (``config.py``), then the stage's own rules (its ``check``); anything wrong is a
+    ``ConfigError`` with a one-line message naming the key and the fix. Where Unsloth is the backend it is
+    imported first, before the checks import transformers.
+    """
+    raw = read_config(source, *args, **overrides)
+    import_first(raw)
+    cfg = validate(raw)
+    stage_of(cfg).check(cfg)
+    return cfg
+
+
+def load_data(cfg: Config | str | dict, tokenizer):
+    """The stage's training rows for ``cfg`` (a ``datasets.DatasetDict``: "train", and "eval" when
+    ``val_size`` > 0). For pt and sft: ``input_ids``, ``attention_mask``, ``labels`` (-100 = no loss)."""
+    cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+    return stage_of(cfg).prepare(cfg, tokenizer)
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What is decided once, before anything loads, and kept apart from the config it was decided for."""
+
+    cfg: Config
+    stage: Stage
+    backend: str  # "hf" or "unsloth"
+    processes: int  # 1, or the processes of a torchrun / accelerate launch
+    resume: str | None  # the checkpoint to resume from
+    bf16: bool  # the config's, unless the hardware cannot (then fp32)
+    fp16: bool
+    deepspeed: str | None  # the config's, without CUDA: None
+    rewards: Any = None  # the stage's reward function(s), checked and loaded before anything else
+    preprocess_only: bool = False  # tokenized_path names an empty place: prepare the rows, save them, stop
+    gradient_checkpointing: bool | None = None  # decided by build, once the rows and the model are known
+
+    def training_args(self, has_eval: bool) -> dict:
+        """transformers ``TrainingArguments`` keywords: the config's, with this plan's decisions."""
+        import torch
+
+        cfg = self.cfg
+        eval_strategy = cfg.eval_strategy if has_eval else "no"
+        return dict(
+            output_dir=cfg.output_dir,
+            per_device_train_batch_size=cfg.per_device_train_batch_size,
+            per_device_eval_batch_size=cfg.per_device_eval_batch_size,
+            gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+            learning_rate=cfg.learning_rate,
+            num_train_epochs=cfg.num_train_epochs,
+            max_steps=cfg.max_steps,
+            lr_scheduler_type=cfg.lr_scheduler_type,
+            warmup_steps=cfg.warmup_steps or cfg.warmup_ratio,  # a float below 1 is a ratio
+            weight_decay=cfg.weight_decay,
+            max_grad_norm=cfg.max_grad_norm,
+            optim=cfg.optim,
+            logging_steps=cfg.logging_steps,
+            logging_first_step=True,
+            save_strategy=cfg.save_strategy,
+            save_steps=cfg.save_steps,
+            save_total_limit=cfg.save_total_limit,
+            eval_strategy=eval_strategy,
+            eval_steps=cfg.eval_steps or (cfg.logging_steps if eval_strategy == "steps" else None),
+            bf16=self.bf16,
+            fp16=self.fp16,
+            seed=cfg.seed,
+            gradient_checkpointing=bool(self.gradient_checkpointing),
+            ddp_timeout=cfg.ddp_timeout,
+            deepspeed=self.deepspeed,
+            report_to=comma_list(cfg.report_to) or "none",
+            dataloader_num_workers=cfg.dataloader_num_workers,
+            dataloader_pin_memory=torch.cuda.is_available(),
+            # without CUDA, a multi-process launch (torchrun, accelerate launch) is data-parallel over gloo
+            use_cpu=not torch.cuda.is_available(),
+            remove_unused_columns=False,
+        ) | cfg.training_args
+
+
+def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = None, **overrides) -> Plan:
+    """Check what can be checked before anything loads, and decide what the hardware allows.
+
+    ``reward_fn`` (stages with rewards: ppo, grpo) is checked and resolved here with the stage's other
+    rewards, so that a wrong one is reported before the model loads. ``cuda`` is the probe of the
+    machine (found out when None; tests pass it)."""
+    cfg = load_config(config, **overrides)
+    stage = stage_of(cfg)
+    if reward_fn is not None and stage.rewards is None:
+        stages = " or ".join(s.name for s in STAGES.values() if s.rewards is not None)
+        raise ConfigError(f"reward_fn is only used by stage: {stages} (this config has stage={cfg.stage!r})")
+    import torch
+
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    backend = activate(cfg, stage, cuda=cuda)  # first: Unsloth must be imported before transformers, trl and peft
+    if world_size() > 1 and not stage.multi_process:
+        raise ConfigError(
+            f"stage={cfg.stage!r} runs in a single process, and this launch has {world_size()} (WORLD_SIZE); "
+            f"run it with plain `tunekit train`, not torchrun or accelerate launch"
+        )
+    preprocess_only = bool(cfg.tokenized_path) and not saved_rows_exist(cfg.tokenized_path)
+    if not preprocess_only:  # a preprocessing run writes nothing into output_dir
+        check_output_dir(cfg)
+    resume = None if preprocess_only else resume_point(cfg)
+    rewards = stage.rewards(cfg, reward_fn) if stage.rewards is not None else None
+    bf16_ok = cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return Plan(cfg=cfg, stage=stage, backend=backend, processes=world_size(), resume=resume, rewards=rewards,
+                preprocess_only=preprocess_only, **hardware_fallbacks(cfg, cuda, bf16_ok, world_size()))
+
+
+def hardware_fallbacks(cfg: Config, cuda: bool, bf16_ok: bool, processes: int) -> dict:
+    """``bf16``, ``fp16`` and ``deepspeed`` as this machine can run them: a key that cannot apply is turned
+    off with one warning (never a crash); the config keeps what it said."""
+    bf16, fp16, deepspeed = cfg.bf16, cfg.fp16, cfg.deepspeed
+    if bf16 and not (cuda and bf16_ok):
+        warn(f"bf16: true is not supported on this {'GPU' if cuda else 'CPU'} run; training in fp32 instead")
+        bf16 = False
+    if fp16 and not cuda:
+        warn("fp16: true needs a CUDA GPU; training in fp32 instead")
+        fp16 = False
+    if processes == 1 and cfg.ddp_timeout != Config.ddp_timeout:
+        warn(f"ddp_timeout={cfg.ddp_timeout} only applies to multi-process runs; kept for those, unused here")
+    if deepspeed and not cuda:
+        warn(f"deepspeed={cfg.deepspeed!r} needs CUDA GPUs; ignored on this CPU run")
+        deepspeed = None
+    return {"bf16": bf16, "fp16": fp16, "deepspeed": deepspeed}
+
+
+def activation_bytes(model_config, rows: int, length: int) -> int:
+    """About how much memory the activations of one micro-batch keep for the backward pass (fp32,
+    attention without a fused kernel): per layer the hidden states, q/k/v, the MLP's inner states and
+    the attention probabilities; then the logits and their gradient over the whole vocabulary."""
+    hidden = getattr(model_config, "hidden_size", 0)
+    inner = getattr(model_config, "intermediate_size", 4 * hidden)
+    heads = getattr(model_config, "num_attention_heads", 1)
+    layers = getattr(model_config, "num_hidden_layers", 1)
+    vocab = getattr(model_config, "vocab_size", 0)
+    per_layer = rows * length * (10 * hidden + 3 * inner) + rows * heads * length * length
+    return 4 * (layers * per_layer + 2 * rows * length * vocab)
+
+
+def gradient_checkpointing(p: Plan, model, data) -> bool:
+    """Unless the config sets ``gradient_checkpointing``, turn it on only when one micro-batch's
+    activations would take more than half the memory there is (it costs about a third more compute);
+    the log says which was chosen and why. A stage with its own loop (ppo) keeps every activation."""
+    import torch
+
+    cfg = p.cfg
+    if not p.stage.trainer_loop:
+        return False
+    if getattr(model, "tunekit_backend", None) == "unsloth":  # Unsloth wrapped the layers when it loaded them
+        how = "off (set in the config)" if cfg.gradient_checkpointing is False else (
+            "Unsloth's, activations offloaded to CPU memory (gradient_checkpointing: false turns it off)")
+        say(f"[tunekit] gradient checkpointing: {how}")
+        return False  # the Trainer must not wrap them a second time
+    if cfg.gradient_checkpointing is not None:
+        say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (set in the config)")
+        return cfg.gradient_checkpointing
+    lengths = [len(ids) for ids in data["train"]["input_ids"]] if "input_ids" in data["train"].column_names else []
+    length = min(max(lengths), cfg.cutoff_len) if lengths else cfg.cutoff_len
+    rows = cfg.per_device_train_batch_size * p.stage.sequences_per_row
+    need = activation_bytes(getattr(model, "config", None), rows, length)
+    trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
+    if torch.cuda.is_available():
+        free = torch.cuda.mem_get_info()[0]
+        where = "free on the GPU"
+    else:
+        import psutil
+
+        free = psutil.virtual_memory().available
+        where = "available"
+    free -= 12 * trainable  # gradients and AdamW's two moments, in fp32, not allocated yet
+    on = need > free / 2
+    say(f"[tunekit] gradient checkpointing: {'on' if on else 'off'} (a batch's activations need about "
+        f"{need / 2**30:.1f} GiB; {max(free, 0) / 2**30:.1f} GiB {where}; set gradient_checkpointing to choose)")
+    return on
+
+
+# ---------------------------------------------------------------------------------------------
+# build
+# ---------------------------------------------------------------------------------------------
+
+
+ROWS_NOTE = "tunekit_rows.json"  # beside the saved rows: the stage and model they were prepared for
+
+
+def saved_rows_exist(path: str) -> bool:
+    """Whether ``tokenized_path`` holds saved rows (as LLaMA-Factory: a folder that is not empty)."""
+    return os.path.isdir(path) and bool(os.listdir(path))
+
+
+def rows(p: Plan, tokenizer):
+    """The stage's rows: prepared from the data sets, or, with ``tokenized_path``, loaded from there when they
+    were saved before (nothing is tokenized again; the data keys are then not read), as LLaMA-Factory does."""
+    import json
+
+    cfg = p.cfg
+    if not cfg.tokenized_path or p.preprocess_only:
+        return p.stage.prepare(cfg, tokenizer)
+    import datasets
+
+    note_path = os.path.join(cfg.tokenized_path, ROWS_NOTE)
+    note = json.loads(open(note_path, encoding="utf-8").read()) if os.path.isfile(note_path) else {}
+    if note.get("stage", cfg.stage) != cfg.stage:
+        raise ConfigError(f"tokenized_path={cfg.tokenized_path!r} holds rows prepared for stage={note['stage']}, and "
+                          f"this run is stage={cfg.stage}; give another tokenized_path, or remove that folder")
+    try:
+        data = datasets.load_from_disk(cfg.tokenized_path)
+    except (FileNotFoundError, ValueError) as err:
+        raise ConfigError(f"tokenized_path={cfg.tokenized_path!r} is not a folder of saved rows ({error_reason(err)}); "
+                          "give an empty or new folder to save them there first") from None
+    data = data if isinstance(data, datasets.DatasetDict) else datasets.DatasetDict({"train": data})
+    say(f"[tunekit] rows loaded from tokenized_path={cfg.tokenized_path} ({len(data['train'])} training rows); "
+        "dataset, cutoff_len and the other data keys are not read again")
+    return data
+
+
+def save_rows(p: Plan) -> int:
+    """Prepare the stage's rows and save them to ``tokenized_path`` (``datasets.save_to_disk``); returns how many
+    training rows were saved. A later run with the same ``tokenized_path`` trains on them."""
+    import json
+
+    from .models import load_tokenizer
+
+    cfg = p.cfg
+    data = p.stage.prepare(cfg, load_tokenizer(cfg, backend=p.backend))
+    if is_main_process():
+        data.save_to_disk(cfg.tokenized_path)
+        note = {"stage": cfg.stage, "model_name_or_path": cfg.model_name_or_path, "dataset": cfg.dataset,
+                "cutoff_len": cfg.cutoff_len}
+        with open(os.path.join(cfg.tokenized_path, ROWS_NOTE), "w", encoding="utf-8") as handle:
+            json.dump(note, handle, indent=2)
+    say(f"[tunekit] saved {len(data['train'])} prepared training rows to tokenized_path={cfg.tokenized_path}; "
+        "training did not start: run the same config again to train on them")
+    return len(data["train"])
+
+
+@dataclass
+class Built:
+    """A run put together: its trainer, and what the trainer was made from."""
+
+    trainer: Any
+    tokenizer: Any
+    data: Any
+    log: Any  # the LogCallback writing trainer_log.jsonl
+
+
+def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> Built:
+    """Tokenizer -> rows -> model -> trainer. The data is read before the model is loaded: a bad row is
+    reported in a second, on its own. ``progress=False`` drops transformers' own progress bar and printed
+    logs (a panel shows its own)."""
+    from transformers import set_seed
+
+    from .callbacks import LogCallback, StopCallback
+    from .models import load_model, load_tokenizer
+
+    cfg, stage = p.cfg, p.stage
+    say(f"[tunekit] {describe(cfg, p.backend, stage)}")
+    tokenizer = load_tokenizer(cfg, backend=p.backend)
+    data = rows(p, tokenizer)
+    set_seed(cfg.seed)
+    model, tokenizer = load_model(cfg, stage=stage, tokenizer=tokenizer, backend=p.backend)
+    if is_main_process():
+        prepare_output_dir(cfg, p.resume)
+    p.gradient_checkpointing = gradient_checkpointing(p, model, data)
+    log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(p.resume) if p.resume else 0)
+    callbacks = list(callbacks or [])
+    if not any(isinstance(c, StopCallback) for c in callbacks):
+        callbacks.append(StopCallback())  # Ctrl-C asks it for a clean stop
+    trainer = stage.build(Parts(cfg=cfg, args=p.training_args("eval" in data), model=model, tokenizer=tokenizer,
+                                data=data, callbacks=[log, *callbacks], rewards=p.rewards))
+    if not progress:
+        from transformers.trainer_callback import PrinterCallback, ProgressCallback
+        from transformers.utils.notebook import NotebookProgressCallback
+
+        for kind in (ProgressCallback, NotebookProgressCallback, PrinterCallback):
+            trainer.callback_handler.remove_callback(kind)
+    from .models import trainable_summary
+
+    unit = "sequences (packed)" if stage.packed(cfg) else "rows"
+    processes = f"; {p.processes} processes" if p.processes > 1 else ""
+    say(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
+        f"{len(data['train'])} training {unit}{processes}")
+    return Built(trainer=trainer, tokenizer=tokenizer, data=data, log=log)
+
+
+# ---------------------------------------------------------------------------------------------
+# fit
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    """What ``tk.train`` returns: where things went, the final metrics, and the trained model."""
+
+    output_dir: str
+    metrics: dict
+    log_path: str
+    plots: list[str] = field(default_factory=list)
+    model: Any = None
+    tokenizer: Any = None
+    trainer: Any = None
+    stopped: bool = False  # ended before max_steps (Stop, or a callback); a checkpoint of that step exists
+
+
+def fit(p: Plan, built: Built) -> TrainResult:
+    """Train (Ctrl-C and Stop end at a step with a checkpoint; a NaN loss or an overflow is a
+    ``TrainingError`` that names the last good checkpoint), evaluate on the eval split, save, plot."""
+    from .callbacks import plot_metrics
+    from .safety import save_outputs
+    from .stages.preference import drop_reference_adapter
+
+    cfg, trainer = p.cfg, built.trainer
+    try:
+        output = trainer.train(resume_from_checkpoint=p.resume)
+    except KeyboardInterrupt:  # a second Ctrl-C: abort at once, keeping the checkpoints already written
+        _close_progress_bars(trainer)
+        say(f"[tunekit] aborted in step {trainer.state.global_step + 1}; {last_checkpoint_words(cfg)}")
+        raise
+    except (TrainingError, RuntimeError) as err:
+        if not isinstance(err, TrainingError) and "overflow" not in str(err):
+            raise
+        _close_progress_bars(trainer)
+        what = err if isinstance(err, TrainingError) else (
+            f"the optimizer step overflowed at step {trainer.state.global_step + 1} ({error_reason(err)})")
+        raise TrainingError(
+            f"{what} (learning_rate={cfg.learning_rate:g}); training stopped and nothing was saved after it; "
+            f"{last_checkpoint_words(cfg)}; lower learning_rate or check the data"
+        ) from None
+    metrics = dict(output.metrics)
+    stopped = trainer.state.global_step < trainer.state.max_steps
+    if stopped:
+        say(f"[tunekit] stopped at step {trainer.state.global_step} of {trainer.state.max_steps}; checkpoint "
+            f"saved in {cfg.output_dir}; resume with resume_from_checkpoint: true")
+    if "eval" in built.data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split ...
+        done = [r for r in trainer.state.log_history if "eval_loss" in r and r.get("step") == trainer.state.global_step]
+        # ... unless eval_steps has just run one at this very step
+        metrics.update({k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate())
+    drop_reference_adapter(trainer.model)
+    save_outputs(trainer, built.tokenizer, cfg.output_dir, metrics)
+    plots = [str(x) for x in plot_metrics(cfg.output_dir, list(p.stage.metrics))] if cfg.plot_loss else []
+    return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(built.log.path), plots=plots,
+                       model=trainer.model, tokenizer=built.tokenizer, trainer=trainer, stopped=stopped)
+
+
+def _close_progress_bars(trainer) -> None:
+    """End transformers' progress bar line, so that a message printed after it starts on a line of its own."""
+    from transformers.trainer_callback import ProgressCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, ProgressCallback) and callback.training_bar is not None:
+            callback.training_bar.close()
+            callback.training_bar = None
+
+
+def train(config: Config | str | dict, callbacks: list | None = None, *, reward_fn=None, progress: bool = True,
+          **overrides) -> TrainResult:
+    """Train ``config``'s stage end to end and save everything into ``output_dir``: plan, build, fit.
+
+    ``callbacks`` are transformers ``TrainerCallback``s (panels use them to follow training).
+    ``reward_fn`` (ppo with ``reward_model_type: function``): ``(prompts, responses) -> list of floats``;
+    (grpo) one more reward function, or a list, called as trl calls them (see ``stages/grpo.py``).
+    ``progress=False`` drops transformers' own progress bar and printed logs (a panel shows its own).
+    Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
+    """
+    p = plan(config, reward_fn=reward_fn, **overrides)
+    if p.preprocess_only:  # tokenized_path: prepare and save the rows, and stop there, as LLaMA-Factory does
+        saved = save_rows(p)
+        return TrainResult(output_dir=p.cfg.output_dir, metrics={"saved_rows": saved}, log_path="")
+    return fit(p, build(p, callbacks, progress=progress))
