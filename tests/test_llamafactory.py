@@ -1,0 +1,177 @@
+"""LLaMA-Factory's habits: its data files, its keys and its outputs work here unchanged (rows written here,
+in the shape of LLaMA-Factory's ``data/`` folder)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tunekit as tk
+from tunekit.data import load_rows
+
+from conftest import write_dataset
+
+TEXTS = [
+    "The lighthouse keeper counted ships through the fog every evening.",
+    "",  # a blank line is no text
+    "Bread rises faster in a warm kitchen than in a cold one.",
+    "A river delta forms where slow water drops the sand it carried.",
+]
+
+
+def test_txt_files_are_one_text_per_line_and_pretrain(tiny, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "wiki_demo.txt").write_text("\n".join(TEXTS * 5) + "\n", encoding="utf-8")
+    (data / "dataset_info.json").write_text(json.dumps({"wiki_demo": {"file_name": "wiki_demo.txt",
+                                                                      "columns": {"prompt": "text"}}}))
+    cfg = tk.load_config({**tiny, "stage": "pt", "dataset": "wiki_demo", "dataset_dir": str(data), "cutoff_len": 16})
+    rows = load_rows(cfg, "text")["train"]
+    assert len(rows) == 15 and rows[0]["text"] == TEXTS[0]
+    result = tk.train(cfg, max_steps=2)
+    assert result.trainer.state.global_step == 2
+
+
+def test_arrow_files_and_folders_of_them_are_read(tiny, tmp_path):
+    import datasets
+
+    rows = [{"instruction": f"Say the number {i}.", "input": "", "output": f"{i}"} for i in range(6)]
+    saved = tmp_path / "saved"
+    datasets.Dataset.from_list(rows).save_to_disk(str(saved))
+    data = tmp_path / "data"
+    (data / "shards").mkdir(parents=True)
+    arrow = next(saved.glob("*.arrow"))
+    (data / "numbers.arrow").write_bytes(arrow.read_bytes())
+    (data / "shards" / "a.arrow").write_bytes(arrow.read_bytes())
+    (data / "shards" / "b.arrow").write_bytes(arrow.read_bytes())
+    (data / "dataset_info.json").write_text(json.dumps({"numbers": {"file_name": "numbers.arrow"},
+                                                        "shards": {"file_name": "shards"}}))
+    cfg = tk.load_config({**tiny, "dataset": "numbers", "dataset_dir": str(data)})
+    first = load_rows(cfg, "chat")["train"][0]["messages"]
+    assert first[-1] == {"role": "assistant", "content": "0"}
+    assert len(load_rows(tk.load_config({**tiny, "dataset": "shards", "dataset_dir": str(data)}), "chat")["train"]) == 12
+    (data / "broken.arrow").write_bytes(b"not arrow at all")
+    (data / "dataset_info.json").write_text(json.dumps({"broken": {"file_name": "broken.arrow"}}))
+    with pytest.raises(tk.DataError, match="broken.arrow is not a readable Arrow file"):
+        load_rows(tk.load_config({**tiny, "dataset": "broken", "dataset_dir": str(data)}), "chat")
+
+
+def test_what_tunekit_saves_loads_in_older_transformers(tiny, tmp_path):
+    """A base whose config.json carries the GGUF quantizer's leftover ``"quantization_config": null`` (as the
+    default model's cache did): the merged export must not carry it (transformers 5.6 fails on it)."""
+    import shutil
+
+    from tunekit.models import resolve_model
+
+    base = tmp_path / "base"
+    shutil.copytree(resolve_model("tiny-random-llama"), base)
+    config = json.loads((base / "config.json").read_text())
+    (base / "config.json").write_text(json.dumps({**config, "quantization_config": None}))
+    result = tk.train({**tiny, "model_name_or_path": str(base), "max_steps": 1})
+    from tunekit.export import export
+
+    out = export(tk.load_config({"model_name_or_path": str(base), "adapter_name_or_path": result.output_dir,
+                                 "export_dir": str(tmp_path / "merged"), "do_train": False}))
+    saved = json.loads((Path(out) / "config.json").read_text())
+    assert "quantization_config" not in saved and saved["model_type"] == "llama"
+
+
+# A Qwen3-style template of our own: answers carry a think block (empty here); with thinking off the
+# generation prompt already holds the empty block, so the model is not asked to think.
+THINKING_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{{ '<|im_start|>assistant\\n<think>\\n\\n</think>\\n\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{%- else -%}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}"
+    "{%- if enable_thinking is defined and enable_thinking is false -%}{{ '<think>\\n\\n</think>\\n\\n' }}{%- endif -%}"
+    "{%- endif -%}"
+)
+
+
+@pytest.fixture
+def thinking_model(tmp_path):
+    """The tiny model with a Qwen3-style chat template."""
+    import shutil
+
+    from tunekit.models import resolve_model
+
+    folder = tmp_path / "thinking"
+    shutil.copytree(resolve_model("tiny-random-llama"), folder)
+    (folder / "chat_template.jinja").write_text(THINKING_TEMPLATE)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+def _generation_prompt(model: str, **keys) -> str:
+    tokenizer = tk.load_tokenizer(tk.load_config({"model_name_or_path": model, "dataset": "identity", **keys}))
+    return tokenizer.apply_chat_template([{"role": "user", "content": "Hi"}], add_generation_prompt=True, tokenize=False)
+
+
+def test_nothink_templates_and_enable_thinking_false_reach_the_chat_template(thinking_model):
+    assert "<think>" not in _generation_prompt(thinking_model, template="qwen3")
+    assert _generation_prompt(thinking_model, template="qwen3_nothink").endswith("<think>\n\n</think>\n\n")
+    assert _generation_prompt(thinking_model, enable_thinking=False).endswith("<think>\n\n</think>\n\n")
+
+    def think_tokens_trained(template: str) -> bool:
+        cfg = tk.load_config({"model_name_or_path": thinking_model, "dataset": "identity", "template": template,
+                              "cutoff_len": 256})
+        tokenizer = tk.load_tokenizer(cfg)
+        row = tk.load_data(cfg, tokenizer)["train"][0]
+        trained = tokenizer.decode([t for t, label in zip(row["input_ids"], row["labels"]) if label != -100])
+        assert "<think>" in tokenizer.decode(row["input_ids"])
+        return "<think>" in trained
+
+    assert think_tokens_trained("qwen3")  # thinking on: the (empty) reasoning is part of the answer
+    assert not think_tokens_trained("qwen3_nothink")  # off: the empty block is given, as at inference
+
+
+def test_template_names_llamafactory_knows_and_ones_it_does_not(recwarn):
+    with pytest.raises(tk.ConfigError) as err:
+        tk.load_config({"dataset": "identity", "template": "no_such_template"})
+    message = str(err.value)
+    assert "template='no_such_template'" in message and "qwen3_nothink" in message and "llama3" in message
+    with pytest.raises(tk.ConfigError, match="did you mean 'qwen3'"):
+        tk.load_config({"dataset": "identity", "template": "qwen33"})
+    for name in ("qwen3", "qwen3_nothink", "llama3", "mistral", "gemma", "deepseek3", "chatml", "default", "empty"):
+        tk.load_config({"dataset": "identity", "template": name})  # LLaMA-Factory's names are understood
+
+
+def test_a_template_of_another_format_than_the_tokenizers_warns_once_and_says_which_is_used():
+    with pytest.warns(UserWarning) as caught:
+        prompt = _generation_prompt("tiny-random-llama", template="llama3")
+    said = [str(w.message) for w in caught if "template=" in str(w.message)]
+    assert len(said) == 1 and "<|start_header_id|>" in said[0] and "tokenizer's own template is used" in said[0]
+    assert prompt.startswith("<|im_start|>user")  # the model's own (ChatML) format
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _generation_prompt("tiny-random-llama", template="qwen")  # the same (ChatML) format: nothing to say
+
+
+def test_tokenized_path_saves_the_rows_and_stops_then_trains_on_them(tiny, tmp_path):
+    """LLaMA-Factory's preprocessing run (examples/train_lora/qwen3_preprocess.yaml): the first run saves the
+    prepared rows and trains nothing; the next loads them without reading the data sets again."""
+    from conftest import run_cli
+
+    saved = tmp_path / "tokenized"
+    config = tmp_path / "preprocess.yaml"
+    config.write_text(json.dumps({**tiny, "tokenized_path": str(saved), "max_steps": 2}))
+    first = run_cli("train", config)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "saved" in first.stdout and str(saved) in first.stdout and "training did not start" in first.stdout
+    assert (saved / "dataset_dict.json").is_file() and not Path(tiny["output_dir"]).exists()
+
+    import datasets
+
+    rows = datasets.load_from_disk(str(saved))["train"]
+    assert {"input_ids", "labels"} <= set(rows.column_names) and len(rows) == 92
+    # the second run reads the saved rows: the data set named in the config is not opened again
+    result = tk.train({**tiny, "tokenized_path": str(saved), "dataset": "no_such_set", "max_steps": 2})
+    assert result.trainer.state.global_step == 2 and len(result.trainer.train_dataset) == 92
+    with pytest.raises(tk.ConfigError, match="prepared for stage=sft"):
+        tk.train({**tiny, "stage": "pt", "tokenized_path": str(saved), "output_dir": str(tmp_path / "pt")})
