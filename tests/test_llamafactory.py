@@ -175,3 +175,54 @@ def test_tokenized_path_saves_the_rows_and_stops_then_trains_on_them(tiny, tmp_p
     assert result.trainer.state.global_step == 2 and len(result.trainer.train_dataset) == 92
     with pytest.raises(tk.ConfigError, match="prepared for stage=sft"):
         tk.train({**tiny, "stage": "pt", "tokenized_path": str(saved), "output_dir": str(tmp_path / "pt")})
+
+
+LONG = ("The harbour town kept its lanterns lit through the whole winter, and the keepers wrote down every ship "
+        "that passed, its flag, its cargo and the hour it came in. ")
+
+
+def _long_preference_set(folder: Path, rows: int = 8) -> None:
+    """sharegpt preference rows like LLaMA-Factory's dpo_en_demo: multi-turn prompts far longer than cutoff_len."""
+    data = []
+    for i in range(rows):
+        turns = []
+        for turn in range(6):  # 11 messages before the answers
+            turns += [{"from": "human", "value": f"Question {turn} of row {i}. " + LONG * 2},
+                      {"from": "gpt", "value": f"Answer {turn}. " + LONG}]
+        turns.append({"from": "human", "value": f"And the last ship of row {i}?"})
+        data.append({"conversations": turns, "chosen": {"from": "gpt", "value": "The Wren, at dawn. " + LONG},
+                     "rejected": {"from": "gpt", "value": "No idea."}})
+    write_dataset(folder, "long_pairs", data, {"formatting": "sharegpt", "ranking": True,
+                                               "columns": {"messages": "conversations", "chosen": "chosen",
+                                                           "rejected": "rejected"}})
+
+
+@pytest.mark.parametrize("pref_loss", ["sigmoid", "orpo", "simpo"])
+def test_pairs_longer_than_cutoff_len_are_cut_in_proportion_and_train_without_nan(tiny, tmp_path, pref_loss, capsys):
+    _long_preference_set(tmp_path / "data")
+    config = {**tiny, "stage": "dpo", "pref_loss": pref_loss, "dataset": "long_pairs",
+              "dataset_dir": str(tmp_path / "data"), "cutoff_len": 96, "per_device_train_batch_size": 2,
+              "max_steps": 2}
+    result = tk.train(config)
+    losses = [r["loss"] for r in tk.read_log(result.log_path) if "loss" in r]
+    assert losses and all(isinstance(x, float) and x == x for x in losses)  # finite numbers, no NaN
+    assert "8 of 8 rows of 'long_pairs' are longer than cutoff_len=96" in capsys.readouterr().out
+    assert len(result.trainer.train_dataset) == 8  # none dropped
+
+
+def test_cut_rows_fit_and_every_answer_keeps_tokens(tiny, tmp_path):
+    _long_preference_set(tmp_path / "data", rows=3)
+    cfg = tk.load_config({**tiny, "stage": "dpo", "dataset": "long_pairs", "dataset_dir": str(tmp_path / "data"),
+                          "cutoff_len": 96})
+    tokenizer = tk.load_tokenizer(cfg)
+    for row in tk.load_data(cfg, tokenizer)["train"]:
+        def length(messages, generation=False):
+            return len(tokenizer.apply_chat_template(messages, add_generation_prompt=generation, tokenize=True,
+                                                     return_dict=True)["input_ids"])
+        prompt = length(row["prompt"], True)
+        for side in ("chosen", "rejected"):
+            whole = length(row["prompt"] + row[side])
+            assert whole <= 96 and whole - prompt >= 2  # an answer token and the end of the turn
+        assert row["prompt"][-1]["content"].startswith("And the last ship")  # the question answered is kept
+        assert row["chosen"][0]["content"].startswith("The Wren")
+        assert "No idea.".startswith(row["rejected"][0]["content"].strip()) and row["rejected"][0]["content"].strip()

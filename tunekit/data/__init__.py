@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..config import Config
+from ..distributed import say
 from ..errors import DataError
+from .cutoff import cut_to_fit, lengths
 from .formats import KINDS, convert, entry_kind
 from .registry import find_entry, read_registry, read_rows
 
@@ -23,19 +25,32 @@ IGNORE_INDEX = -100
 def load_rows(cfg: Config, kind: str, tokenizer=None) -> datasets.DatasetDict:
     """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each): "train", and "eval"
     from ``eval_dataset`` or else split off by ``val_size``. With a ``tokenizer``, a ``DataError``
-    when every conversation is longer than ``cutoff_len``."""
+    when every conversation is longer than ``cutoff_len``, and preference and KTO rows cut to fit it."""
     import datasets  # here, not at the top: importing tunekit (and checking a config) stays quick
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     rows = _rows(cfg, cfg.datasets, kind)
-    if tokenizer is not None and kind != "text":
+    if tokenizer is not None and kind == "chat":
         check_fits(cfg, rows, tokenizer)
+    rows = _fit(cfg, rows, kind, tokenizer)
     train = datasets.Dataset.from_list(rows)
     if cfg.eval_dataset:
-        evaluation = datasets.Dataset.from_list(_rows(cfg, cfg.eval_datasets, kind))
+        evaluation = datasets.Dataset.from_list(_fit(cfg, _rows(cfg, cfg.eval_datasets, kind), kind, tokenizer))
         return datasets.DatasetDict({"train": train, "eval": evaluation})
     return _split(cfg, train)
+
+
+def _fit(cfg: Config, rows: list[dict], kind: str, tokenizer) -> list[dict]:
+    """Preference and KTO rows cut to ``cutoff_len`` (``cutoff.py``), saying how many; the others unchanged
+    (sft truncates as it tokenizes, pt packs)."""
+    if tokenizer is None or kind not in ("pairwise", "unpaired"):
+        return rows
+    rows, cut = cut_to_fit(tokenizer, rows, cfg.cutoff_len)
+    if cut:
+        say(f"[tunekit] {cut} of {len(rows)} rows of {cfg.dataset!r} are longer than cutoff_len={cfg.cutoff_len} "
+            "tokens: cut to fit (prompt and answers in proportion, every answer keeps tokens; none dropped)")
+    return rows
 
 
 def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:
@@ -153,21 +168,6 @@ def chat_turns(tokenizer, messages: list[dict]) -> list[tuple[list[int], list[in
     return turns
 
 
-def _lengths(source: int, target: int, budget: int) -> tuple[int, int]:
-    """How many prompt and answer tokens fit in ``budget``: a short answer is kept whole; a long
-    one keeps at least its share, so that truncation never cuts the answer away entirely."""
-    if source + target <= budget:
-        return source, target
-    if 2 * target < budget:
-        keep_target = target
-    elif 2 * source < budget:
-        keep_target = budget - source
-    else:
-        keep_target = max(1, budget * target // (source + target))
-    keep_target = min(keep_target, target)
-    return min(source, budget - keep_target), keep_target
-
-
 def encode_chat(tokenizer, messages: list[dict], cutoff_len: int, train_on_prompt: bool = False,
                 mask_history: bool = False) -> dict:
     """``input_ids``, ``attention_mask`` and ``labels`` of one conversation.
@@ -183,7 +183,7 @@ def encode_chat(tokenizer, messages: list[dict], cutoff_len: int, train_on_promp
     for index, (source, target) in order:
         if used >= cutoff_len:
             break
-        keep_source, keep_target = _lengths(len(source), len(target), cutoff_len - used)
+        keep_source, keep_target = lengths(len(source), len(target), cutoff_len - used)
         source, target = source[:keep_source], target[:keep_target]
         used += keep_source + keep_target
         source_labels = list(source) if train_on_prompt else [IGNORE_INDEX] * len(source)

@@ -1,7 +1,7 @@
 """rm: a reward model, trained on preference pairs with trl's ``RewardTrainer``.
 
 Keys: ``dataset`` (a preference set: sharegpt or alpaca with ``ranking: true``; ``dpo_en_demo``),
-``cutoff_len`` (longer pairs are dropped), ``output_dir`` (``reward_model`` of a later ppo or grpo run),
+``cutoff_len`` (longer pairs are cut to fit, see ``data/cutoff.py``), ``output_dir`` (``reward_model`` of a later ppo or grpo run),
 ``val_size`` (held-out pairs: ``eval_accuracy``). The model is the base with a scalar head
 (sequence classification, ``num_labels=1``); with LoRA the head trains too and is saved with the
 adapter, so the output folder loads on its own with ``tk.load_reward_model`` (and scores with ``tk.score``).
