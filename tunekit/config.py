@@ -87,6 +87,24 @@ class Config:
     freeze_trainable_layers: int = 2  # last n layers (first n when negative)
     freeze_trainable_modules: str = "all"
     freeze_extra_modules: str | None = None
+    # LoRA variants and LLaMA-Factory's extras (README "LoRA variants"), each through the library that has it
+    use_dora: bool = False  # DoRA: weight-decomposed LoRA (peft)
+    use_rslora: bool = False  # rank-stabilised LoRA: scaling lora_alpha / sqrt(lora_rank) (peft)
+    pissa_init: bool = False  # PiSSA: the adapter starts from the weights' principal singular vectors (peft)
+    pissa_iter: int = 16  # fast-SVD iterations for PiSSA; -1: an exact SVD
+    pissa_convert: bool = False  # also save the trained PiSSA adapter as a plain LoRA one (output_dir/pissa_converted)
+    loraplus_lr_ratio: float | None = None  # LoRA+: the B matrices learn this many times faster (peft)
+    loraplus_lr_embedding: float = 1.0e-6  # LoRA+: the learning rate of embedding adapters
+    use_llama_pro: bool = False  # LLaMA Pro: only the expanded blocks train (freeze_trainable_layers of them, strided)
+    use_dft_loss: bool = False  # sft: dynamic fine-tuning, each token's loss weighted by its probability
+    use_muon: bool = False  # the Muon optimizer for the hidden layers' matrices (torch.optim.Muon), AdamW for the rest
+    use_galore: bool = False  # GaLore: low-rank gradient projection (transformers' galore optimizers; galore-torch)
+    galore_target: str = "all"
+    galore_rank: int = 16
+    galore_update_interval: int = 200
+    galore_scale: float = 2.0
+    galore_proj_type: str = "std"
+    galore_layerwise: bool = False
     # preference stages (rm, dpo, kto) and ppo
     pref_beta: float = 0.1
     pref_loss: str = "sigmoid"
@@ -458,6 +476,7 @@ def _check(cfg: Config) -> None:
             hint = f"did you mean '{close[0]}'?" if close else f"e.g. {Config.optim}, adafactor, sgd"
             raise ConfigError(f"optim={cfg.optim!r} is not an optimizer transformers knows; {hint}")
     _check_report_to(cfg.report_to)
+    _check_extras(cfg)
     check_template_name(cfg.template)
     if cfg.lora_alpha is None:
         cfg.lora_alpha = cfg.lora_rank * 2
@@ -494,3 +513,30 @@ def _check_report_to(value: str) -> None:
         if name not in installed:
             raise ConfigError(f"report_to={value!r}: the {name} package is not installed; pip install {name}, "
                               "or set report_to: none")
+
+
+def _check_extras(cfg: Config) -> None:
+    """The LoRA variants and extras: what they need, and which go together."""
+    lora_only = [k for k in ("use_dora", "use_rslora", "pissa_init", "pissa_convert") if getattr(cfg, k)]
+    if cfg.loraplus_lr_ratio is not None:
+        lora_only.append("loraplus_lr_ratio")
+    if lora_only and cfg.finetuning_type != "lora":
+        raise ConfigError(f"{lora_only[0]} is a LoRA variant and finetuning_type={cfg.finetuning_type!r}; "
+                          "set finetuning_type: lora")
+    if cfg.pissa_convert and not cfg.pissa_init:
+        raise ConfigError("pissa_convert: true converts a PiSSA adapter; set pissa_init: true as well")
+    if cfg.loraplus_lr_ratio is not None and cfg.loraplus_lr_ratio <= 0:
+        raise ConfigError(f"loraplus_lr_ratio={cfg.loraplus_lr_ratio} must be above 0 (LoRA+ papers use 16)")
+    if cfg.use_llama_pro and cfg.finetuning_type not in ("freeze", "lora"):
+        raise ConfigError("use_llama_pro: true trains the expanded blocks; set finetuning_type: freeze (or lora)")
+    optimizers = [k for k in ("use_muon", "use_galore") if getattr(cfg, k)] + (
+        ["loraplus_lr_ratio"] if cfg.loraplus_lr_ratio is not None else [])
+    if len(optimizers) > 1:
+        raise ConfigError(f"{' and '.join(optimizers)} each choose the optimizer; keep one")
+    if cfg.use_galore:
+        import importlib.util
+
+        if importlib.util.find_spec("galore_torch") is None:
+            raise ConfigError("use_galore: true needs the galore-torch package (pip install galore-torch; it brings "
+                              "bitsandbytes), or remove use_galore")
+

@@ -23,7 +23,7 @@ LOG_NAME = "trainer_log.jsonl"
 OUTPUTS = ("checkpoint-*", "training_*.png", "*_results.json", "trainer_state.json", "adapter_*",
            "model*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
            "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md",
-           "value_head.safetensors", LOG_NAME)
+           "value_head.safetensors", "pissa_init", "pissa_converted", LOG_NAME)
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:

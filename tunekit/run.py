@@ -211,6 +211,7 @@ def gradient_checkpointing(p: Plan, model, data) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+PISSA_INIT = "pissa_init"  # in output_dir with pissa_convert: the adapter as it started
 ROWS_NOTE = "tunekit_rows.json"  # beside the saved rows: the stage and model they were prepared for
 
 
@@ -281,8 +282,9 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     logs (a panel shows its own)."""
     from transformers import set_seed
 
+    from . import extras
     from .callbacks import LogCallback, StopCallback
-    from .models import load_model, load_tokenizer
+    from .models import linear_module_names, load_model, load_tokenizer
 
     cfg, stage = p.cfg, p.stage
     say(f"[tunekit] {describe(cfg, p.backend, stage)}")
@@ -297,8 +299,11 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     callbacks = list(callbacks or [])
     if not any(isinstance(c, StopCallback) for c in callbacks):
         callbacks.append(StopCallback())  # Ctrl-C asks it for a clean stop
-    trainer = stage.build(Parts(cfg=cfg, args=p.training_args("eval" in data), model=model, tokenizer=tokenizer,
-                                data=data, callbacks=[log, *callbacks], rewards=p.rewards))
+    if cfg.pissa_convert and is_main_process():  # the starting adapter, to convert the trained one against
+        model.save_pretrained(os.path.join(cfg.output_dir, PISSA_INIT))
+    args = p.training_args("eval" in data) | extras.galore_args(cfg, linear_module_names(model))
+    trainer = stage.build(Parts(cfg=cfg, args=args, model=model, tokenizer=tokenizer, data=data,
+                                callbacks=[log, *callbacks], rewards=p.rewards, mixins=extras.mixins(cfg)))
     if not progress:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
         from transformers.utils.notebook import NotebookProgressCallback
@@ -368,6 +373,11 @@ def fit(p: Plan, built: Built) -> TrainResult:
         metrics.update({k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate())
     drop_reference_adapter(trainer.model)
     save_outputs(trainer, built.tokenizer, cfg.output_dir, metrics)
+    if cfg.pissa_convert and is_main_process():  # the PiSSA adapter as a plain LoRA one, for any base loader
+        converted = os.path.join(cfg.output_dir, "pissa_converted")
+        trainer.model.save_pretrained(converted, path_initial_model_for_weight_conversion=os.path.join(
+            cfg.output_dir, PISSA_INIT))
+        say(f"[tunekit] the PiSSA adapter converted to a plain LoRA adapter: {converted}")
     plots = [str(x) for x in plot_metrics(cfg.output_dir, list(p.stage.metrics))] if cfg.plot_loss else []
     return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(built.log.path), plots=plots,
                        model=trainer.model, tokenizer=built.tokenizer, trainer=trainer, stopped=stopped)

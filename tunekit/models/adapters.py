@@ -44,12 +44,36 @@ def _lora(model, cfg: Config):
             model = _load_adapter(model, adapter, cfg, trainable=False).merge_and_unload()
         return _load_adapter(model, adapters[-1], cfg, trainable=cfg.do_train)
     is_classifier = hasattr(model, "score")
+    init = True
+    if cfg.pissa_init:  # the adapter starts from the principal singular vectors; the base keeps the rest
+        init = "pissa" if cfg.pissa_iter == -1 else f"pissa_niter_{cfg.pissa_iter}"
     lora = LoraConfig(
         r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
         target_modules=lora_targets(model, cfg), task_type=TaskType.SEQ_CLS if is_classifier else TaskType.CAUSAL_LM,
-        modules_to_save=comma_list(cfg.additional_target) or None,
+        modules_to_save=comma_list(cfg.additional_target) or None, use_dora=cfg.use_dora, use_rslora=cfg.use_rslora,
+        init_lora_weights=init,
+        layers_to_transform=list(trainable_layers(model, cfg)) if cfg.use_llama_pro else None,
     )
     return get_peft_model(model, lora)
+
+
+def trainable_layers(model, cfg: Config) -> range:
+    """The decoder layers that train in ``freeze`` mode (and, with ``use_llama_pro``, in ``lora`` mode): the last
+    ``freeze_trainable_layers`` (the first, when negative); with ``use_llama_pro`` the expanded blocks, every
+    (layers / freeze_trainable_layers)-th one, as LLaMA-Factory's expand script adds them."""
+    n_layers = model.config.num_hidden_layers
+    k = cfg.freeze_trainable_layers
+    if k == 0 or abs(k) > n_layers:
+        raise ConfigError(
+            f"freeze_trainable_layers={k} must be between 1 and {n_layers} (or -1 to -{n_layers}: the first layers)"
+        )
+    if cfg.use_llama_pro:
+        if k < 0 or n_layers % k:
+            raise ConfigError(f"use_llama_pro: freeze_trainable_layers={k} must divide the model's {n_layers} layers "
+                              "(it is the number of expanded blocks)")
+        stride = n_layers // k
+        return range(stride - 1, n_layers, stride)
+    return range(n_layers - k, n_layers) if k > 0 else range(-k)
 
 
 def adapter_folders(cfg: Config) -> list[str]:
@@ -136,13 +160,7 @@ def _same_model(a: str, b: str) -> bool:
 
 
 def _freeze(model, cfg: Config):
-    n_layers = model.config.num_hidden_layers
-    k = cfg.freeze_trainable_layers
-    if k == 0 or abs(k) > n_layers:
-        raise ConfigError(
-            f"freeze_trainable_layers={k} must be between 1 and {n_layers} (or -1 to -{n_layers}: the first layers)"
-        )
-    layer_ids = range(n_layers - k, n_layers) if k > 0 else range(-k)
+    layer_ids = trainable_layers(model, cfg)
     modules = comma_list(cfg.freeze_trainable_modules)
     extra = comma_list(cfg.freeze_extra_modules)
     trainable_any = False

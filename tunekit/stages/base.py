@@ -61,6 +61,7 @@ class Parts:
     data: Any  # the stage's rows: a DatasetDict with "train" (and "eval")
     callbacks: list = field(default_factory=list)
     rewards: Any = None  # the stage's reward function(s), where it has them
+    mixins: tuple = ()  # trainer mixins the config asks for (LoRA+, Muon: tunekit/extras.py), after SafeTraining
 
 
 def check_room_to_answer(cfg: Config) -> None:

@@ -41,12 +41,12 @@ def build(p: Parts):
             from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
             args = ORPOConfig(**only_known(ORPOConfig, p.args), beta=cfg.pref_beta, max_length=cfg.cutoff_len)
-            return safe(ORPOTrainer)(model=p.model, args=args, **common)
+            return safe(ORPOTrainer, *p.mixins)(model=p.model, args=args, **common)
         from trl.experimental.cpo import CPOConfig, CPOTrainer
 
         args = CPOConfig(**only_known(CPOConfig, p.args), loss_type="simpo", cpo_alpha=cfg.pref_ftx,
                          simpo_gamma=cfg.simpo_gamma, beta=cfg.pref_beta, max_length=cfg.cutoff_len)
-        return safe(CPOTrainer)(model=p.model, args=args, **common)
+        return safe(CPOTrainer, *p.mixins)(model=p.model, args=args, **common)
 
     from trl import DPOConfig, DPOTrainer
 
@@ -58,7 +58,7 @@ def build(p: Parts):
                      loss_weights=weights if len(losses) > 1 else None, max_length=cfg.cutoff_len,
                      precompute_ref_log_probs=precompute_reference(cfg, len(p.data["train"])))
     model, peft_config = split_fresh_adapter(cfg, p.model)
-    return safe(DPOTrainer)(model=model, ref_model=None, args=args, peft_config=peft_config, **common)
+    return safe(DPOTrainer, *p.mixins)(model=model, ref_model=None, args=args, peft_config=peft_config, **common)
 
 
 STAGE = Stage(

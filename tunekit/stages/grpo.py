@@ -151,7 +151,7 @@ def build(p: Parts):
     )
     model, peft_config = split_fresh_adapter(cfg, p.model)  # the reference: the model with the adapter disabled
     functions = p.rewards if p.rewards is not None else reward_functions(cfg)
-    return safe(GRPOTrainer, GroupSpread)(
+    return safe(GRPOTrainer, GroupSpread, *p.mixins)(
         model=model, reward_funcs=functions, args=args, train_dataset=p.data["train"],
         eval_dataset=p.data.get("eval"), processing_class=p.tokenizer, peft_config=peft_config, callbacks=p.callbacks)
 

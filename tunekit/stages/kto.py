@@ -50,7 +50,7 @@ def build(p: Parts):
                      max_length=cfg.cutoff_len,
                      precompute_ref_log_probs=precompute_reference(cfg, len(p.data["train"])))
     model, peft_config = split_fresh_adapter(cfg, p.model)
-    return safe(KTOTrainer)(model=model, ref_model=None, args=args, peft_config=peft_config,
+    return safe(KTOTrainer, *p.mixins)(model=model, ref_model=None, args=args, peft_config=peft_config,
                             train_dataset=p.data["train"], eval_dataset=p.data.get("eval"),
                             processing_class=p.tokenizer, callbacks=p.callbacks)
 

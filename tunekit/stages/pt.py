@@ -42,7 +42,7 @@ def build(p: Parts):
 
     from ..safety import safe
 
-    return safe(Trainer)(
+    return safe(Trainer, *p.mixins)(
         model=p.model, args=TrainingArguments(**only_known(TrainingArguments, p.args)), train_dataset=p.data["train"],
         eval_dataset=p.data.get("eval"), data_collator=PadCollator(p.tokenizer.pad_token_id),
         processing_class=p.tokenizer, callbacks=p.callbacks,

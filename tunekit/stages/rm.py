@@ -26,7 +26,7 @@ def build(p: Parts):
     from ..safety import safe
 
     args = RewardConfig(**only_known(RewardConfig, p.args), max_length=p.cfg.cutoff_len)
-    return safe(RewardTrainer)(model=p.model, args=args, train_dataset=p.data["train"],
+    return safe(RewardTrainer, *p.mixins)(model=p.model, args=args, train_dataset=p.data["train"],
                                eval_dataset=p.data.get("eval"), processing_class=p.tokenizer, callbacks=p.callbacks)
 
 

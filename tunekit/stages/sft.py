@@ -2,7 +2,8 @@
 
 Keys: ``dataset`` (alpaca / sharegpt / openai sets: ``identity``, ``alpaca_en_demo``), ``cutoff_len``,
 ``train_on_prompt`` (also train on the prompt tokens), ``mask_history`` (train on the last answer
-only), ``packing`` (join short conversations into ``cutoff_len`` sequences; off by default). The chat
+only), ``packing`` (join short conversations into ``cutoff_len`` sequences; off by default),
+``use_dft_loss`` (dynamic fine-tuning: each answer token's loss weighted by its probability). The chat
 template comes from the tokenizer. Rows are tokenized here, with labels equal to the ids on the
 assistant's tokens and -100 elsewhere, so what ``tk.load_data`` shows is exactly what trains.
 """
@@ -40,6 +41,24 @@ def prepare(cfg: Config, tokenizer):
     return datasets.DatasetDict(out)
 
 
+class DftLoss:
+    """Mixin for trl's ``SFTTrainer``: dynamic fine-tuning (Wu et al., 2025), the loss of each answer token
+    multiplied by the model's (detached) probability of it, so tokens the model finds unlikely weigh less."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        import torch
+
+        labels = inputs["labels"]
+        outputs = model(**{k: v for k, v in inputs.items() if k != "labels"})
+        logits, targets = outputs.logits[:, :-1].float(), labels[:, 1:]
+        mask = targets != IGNORE_INDEX
+        logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+        per_token = -logp * logp.detach().exp()
+        count = num_items_in_batch if num_items_in_batch is not None else mask.sum()
+        loss = (per_token * mask).sum() / torch.as_tensor(count, device=per_token.device).clamp(min=1)
+        return (loss, outputs) if return_outputs else loss
+
+
 def build(p: Parts):
     from trl import SFTConfig, SFTTrainer  # imported here, after the backend (Unsloth patches trl)
 
@@ -47,7 +66,8 @@ def build(p: Parts):
 
     args = SFTConfig(**only_known(SFTConfig, p.args), max_length=None, packing=False,
                      dataset_kwargs={"skip_prepare_dataset": True})
-    return safe(SFTTrainer)(
+    mixins = (DftLoss, *p.mixins) if p.cfg.use_dft_loss else p.mixins
+    return safe(SFTTrainer, *mixins)(
         model=p.model, args=args, train_dataset=p.data["train"], eval_dataset=p.data.get("eval"),
         data_collator=PadCollator(p.tokenizer.pad_token_id), processing_class=p.tokenizer, callbacks=p.callbacks,
     )
