@@ -226,3 +226,89 @@ def test_cut_rows_fit_and_every_answer_keeps_tokens(tiny, tmp_path):
         assert row["prompt"][-1]["content"].startswith("And the last ship")  # the question answered is kept
         assert row["chosen"][0]["content"].startswith("The Wren")
         assert "No idea.".startswith(row["rejected"][0]["content"].strip()) and row["rejected"][0]["content"].strip()
+
+
+# -- tool calling ---------------------------------------------------------------------------------
+
+WEATHER = [{"name": "get_weather", "description": "Today's weather in a town",
+            "parameters": {"type": "object", "properties": {"town": {"type": "string"}}, "required": ["town"]}}]
+
+
+def _toolcall_set(folder: Path) -> None:
+    """sharegpt rows with a tools column, function_call and observation turns (glaive_toolcall_en_demo's shape)."""
+    rows = []
+    for town, sky in (("Lyon", "sunny"), ("Porto", "rainy"), ("Oslo", "snowy"), ("Cork", "windy")):
+        rows.append({"conversations": [
+            {"from": "human", "value": f"What is the weather in {town}?"},
+            {"from": "function_call", "value": json.dumps({"name": "get_weather", "arguments": {"town": town}})},
+            {"from": "observation", "value": json.dumps({"sky": sky})},
+            {"from": "gpt", "value": f"It is {sky} in {town} today."},
+        ], "tools": json.dumps(WEATHER)})
+    write_dataset(folder, "weather_calls", rows, {"formatting": "sharegpt",
+                                                  "columns": {"messages": "conversations", "tools": "tools"}})
+
+
+# A template of our own that renders tools and tool_calls itself, as recent models' templates do.
+TOOLS_TEMPLATE = (
+    "{%- if tools -%}{{ '<|im_start|>system\\nFunctions: ' + (tools | tojson) + '<|im_end|>\\n' }}{%- endif -%}"
+    "{%- for message in messages -%}"
+    "{%- if message['role'] == 'assistant' and message.get('tool_calls') -%}"
+    "{{ '<|im_start|>assistant\\n' }}{%- for call in message['tool_calls'] -%}"
+    "{{ '<call>' + (call['function'] | tojson) + '</call>' }}{%- endfor -%}{{ '<|im_end|>\\n' }}"
+    "{%- else -%}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+
+
+def _trained_text(tokenizer, encoded) -> str:
+    return tokenizer.decode([t for t, label in zip(encoded["input_ids"], encoded["labels"]) if label != -100])
+
+
+def test_tools_and_calls_reach_a_template_that_knows_them(tiny, tmp_path):
+    import shutil
+
+    from tunekit.data import encode_chat
+    from tunekit.models import resolve_model
+
+    folder = tmp_path / "tool_model"
+    shutil.copytree(resolve_model("tiny-random-llama"), folder)
+    (folder / "chat_template.jinja").write_text(TOOLS_TEMPLATE)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    _toolcall_set(tmp_path / "data")
+    cfg = tk.load_config({**tiny, "model_name_or_path": str(folder), "dataset": "weather_calls",
+                          "dataset_dir": str(tmp_path / "data"), "cutoff_len": 512})
+    tokenizer = tk.load_tokenizer(cfg)
+    row = load_rows(cfg, "chat", tokenizer)["train"][0]
+    encoded = encode_chat(tokenizer, row["messages"], 512, tools=row["tools"])
+    text = tokenizer.decode(encoded["input_ids"])
+    assert text.startswith("<|im_start|>system\nFunctions: [{") and '"get_weather"' in text.split("<|im_end|>")[0]
+    assert '<call>{"name": "get_weather", "arguments": {"town": "Lyon"}}</call>' in text
+    trained = _trained_text(tokenizer, encoded)
+    assert "<call>" in trained and "It is sunny in Lyon today." in trained  # the call and the words carry loss
+    assert "Functions" not in trained and '"sky"' not in trained  # the tools and the observation do not
+
+
+def test_tools_go_into_the_system_message_where_the_template_has_no_tool_support(tiny, tmp_path):
+    _toolcall_set(tmp_path / "data")
+    config = {**tiny, "dataset": "weather_calls", "dataset_dir": str(tmp_path / "data"), "cutoff_len": 512}
+    cfg = tk.load_config(config)
+    tokenizer = tk.load_tokenizer(cfg)
+    row = tk.load_data(cfg, tokenizer)["train"][0]
+    text = tokenizer.decode(row["input_ids"])
+    assert text.startswith("<|im_start|>system\nYou can call these tools:\n- get_weather: Today's weather")
+    trained = _trained_text(tokenizer, row)
+    assert "Action: get_weather\nAction Input: {\"town\": \"Lyon\"}" in trained and "It is sunny" in trained
+    assert "You can call" not in trained and '"sky"' not in trained
+    result = tk.train({**config, "max_steps": 2})
+    assert result.trainer.state.global_step == 2
+
+    from tunekit.widgets import DataPanel
+
+    panel = DataPanel(config)
+    assert "get_weather" in panel.view.value and "tk-tools" in panel.view.value
+    spans = panel.token_spans()[0]
+    said = "".join(text for text, loss in spans if loss)
+    assert "Action: get_weather" in said and '"sky"' not in said

@@ -25,7 +25,8 @@ from .static import StaticCopy, escape
 
 LOSS_STYLE = "background:#b7ebb0"  # a token the loss is computed on
 CONTEXT_STYLE = "background:#e4e4e4;color:#555"  # a token the model only reads
-ROLE_COLOUR = {"system": "#f3e8ff", "user": "#e8f0fe", "assistant": "#e9f7ef", "tool": "#fff4e5"}
+ROLE_COLOUR = {"system": "#f3e8ff", "user": "#e8f0fe", "assistant": "#e9f7ef", "tool": "#fff4e5",
+               "function_call": "#d7f0e0"}
 MAX_LENGTH_ROWS = 2000  # the histogram counts at most this many rows
 
 
@@ -108,7 +109,7 @@ class DataPanel(StaticCopy, widgets.VBox):
         if self.kind == "text":
             return f"<div style='white-space:pre-wrap;max-height:220px;overflow:auto'>{escape(row['text'])}</div>"
         if self.kind == "chat":
-            return _conversation(row["messages"])
+            return _tools(row.get("tools")) + _conversation(row["messages"])
         if self.kind == "pairwise":
             sides = "".join(f"<div style='flex:1;min-width:0'><b>{side}</b>{_conversation(row[side])}</div>"
                             for side in ("chosen", "rejected"))
@@ -157,3 +158,16 @@ def _conversation(messages: list[dict]) -> str:
     return "".join(
         f"<div style='background:{ROLE_COLOUR.get(m['role'], '#eee')};padding:4px 8px;margin:3px 0;border-radius:6px;"
         f"white-space:pre-wrap'><b>{escape(m['role'])}</b>: {escape(m['content'])}</div>" for m in messages)
+
+
+def _tools(tools) -> str:
+    """The functions a tool-calling row offers the model (its ``tools`` column), one line each."""
+    from tunekit.data.tools import parse_tools
+
+    schemas = parse_tools(tools)
+    if not schemas:
+        return ""
+    items = "".join(f"<li><code>{escape(t.get('name'))}</code> {escape(t.get('description', ''))}</li>" for t in schemas)
+    return (f"<div class='tk-tools' style='background:#fafafa;border:1px solid #ddd;padding:4px 8px;border-radius:6px'>"
+            f"<b>tools</b> (the model sees them in its prompt)<ul style='margin:2px 0'>{items}</ul></div>")
+

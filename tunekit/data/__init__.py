@@ -15,6 +15,7 @@ from ..errors import DataError
 from .cutoff import cut_to_fit, lengths
 from .formats import KINDS, convert, entry_kind
 from .registry import find_entry, read_registry, read_rows
+from .tools import for_template
 
 if TYPE_CHECKING:
     import datasets
@@ -67,6 +68,8 @@ def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:
         if not raw:
             raise DataError(f"dataset {name!r} has no rows; add rows to {entry.folder / (entry.file_name or '')}")
         rows.extend(convert(entry, raw, kind, fill))
+    if any("tools" in row for row in rows):  # one schema for all rows: sets without tools get None
+        rows = [{**row, "tools": row.get("tools")} for row in rows]
     return rows
 
 
@@ -78,10 +81,11 @@ def split_answer(messages: list[dict]) -> tuple[list[dict], str]:
     return messages[: last_user + 1], answer
 
 
-def prompt_ids(tokenizer, prompt: list[dict]) -> list[int]:
+def prompt_ids(tokenizer, prompt: list[dict], tools=None) -> list[int]:
     """The token ids a policy continues from: the chat template with the generation prompt."""
+    prompt, extra = for_template(tokenizer, prompt, tools)
     return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                              return_dict=True)["input_ids"])
+                                              return_dict=True, **extra)["input_ids"])
 
 
 def row_length(tokenizer, row: dict) -> int:
@@ -89,8 +93,8 @@ def row_length(tokenizer, row: dict) -> int:
     if "text" in row:
         return len(_ids(tokenizer, row["text"])) + 1
     if "messages" in row:
-        conversations = [row["messages"]]
-    elif "chosen" in row:
+        return sum(len(p) + len(a) for p, a in chat_turns(tokenizer, row["messages"], row.get("tools")))
+    if "chosen" in row:
         conversations = [row["prompt"] + row["chosen"], row["prompt"] + row["rejected"]]
     else:
         conversations = [row["prompt"] + row["completion"]]
@@ -141,15 +145,18 @@ def _ids(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
-def chat_turns(tokenizer, messages: list[dict]) -> list[tuple[list[int], list[int]]]:
+def chat_turns(tokenizer, messages: list[dict], tools=None) -> list[tuple[list[int], list[int]]]:
     """Split a rendered conversation into (prompt ids, answer ids) pairs, one per assistant turn.
 
     Each prompt piece is what the chat template puts before an answer (system, user turn and the
     generation prompt); each answer piece is the answer with its end-of-turn tokens. Concatenated,
-    the pieces give the template's full rendering.
+    the pieces give the template's full rendering. A row's ``tools`` and function calls are rendered
+    as the template expects (``tools.py``): a call is an answer, an observation part of the prompt.
     """
+    messages, extra = for_template(tokenizer, messages, tools)
+
     def render(msgs, gen):
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, **extra)
 
     full = render(messages, False)
     turns, done = [], 0
@@ -169,13 +176,13 @@ def chat_turns(tokenizer, messages: list[dict]) -> list[tuple[list[int], list[in
 
 
 def encode_chat(tokenizer, messages: list[dict], cutoff_len: int, train_on_prompt: bool = False,
-                mask_history: bool = False) -> dict:
+                mask_history: bool = False, tools=None) -> dict:
     """``input_ids``, ``attention_mask`` and ``labels`` of one conversation.
 
     Labels equal the ids on assistant tokens and are -100 elsewhere (everywhere trained with
     ``train_on_prompt``); with ``mask_history`` only the last answer is trained on.
     """
-    turns = chat_turns(tokenizer, messages)
+    turns = chat_turns(tokenizer, messages, tools)
     order = list(enumerate(turns))
     if mask_history:  # the last turn is the one that matters: it gets the budget first
         order.reverse()

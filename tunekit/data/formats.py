@@ -6,20 +6,23 @@ Canonical rows, by the kind of data a stage needs:
 - ``pairwise``: ``{"prompt": [...messages ending on user], "chosen": [assistant msg], "rejected": [...]}`` (rm, dpo)
 - ``unpaired``: ``{"prompt": [...], "completion": [assistant msg], "label": bool}``  (kto)
 
-Roles are ``system``, ``user``, ``assistant`` (sharegpt's function calls count as the assistant,
-observations as ``tool`` on the user's side). ``{{name}}`` and ``{{author}}`` are filled from the
+Roles are ``system``, ``user``, ``assistant``, and for tool calling ``function_call`` (the assistant's
+call, JSON) and ``tool`` (an observation, on the user's side); a ``tools`` column becomes the row's
+``tools`` (``tools.py`` renders them as the chat template expects). ``{{name}}`` and ``{{author}}`` are filled from the
 config keys ``identity_name`` and ``identity_author``.
 """
 
 from __future__ import annotations
 
+import json
+
 from ..errors import DataError
 from .registry import DatasetEntry
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": None, "system": None,
-                  "chosen": "chosen", "rejected": "rejected", "kto_tag": None}
-SHAREGPT_COLUMNS = {"messages": "conversations", "system": None, "chosen": "chosen", "rejected": "rejected",
-                    "kto_tag": None}
+                  "tools": None, "chosen": "chosen", "rejected": "rejected", "kto_tag": None}
+SHAREGPT_COLUMNS = {"messages": "conversations", "system": None, "tools": None, "chosen": "chosen",
+                    "rejected": "rejected", "kto_tag": None}
 SHAREGPT_TAGS = {"role_tag": "from", "content_tag": "value", "user_tag": "human", "assistant_tag": "gpt",
                  "observation_tag": "observation", "function_tag": "function_call", "system_tag": "system"}
 OPENAI_TAGS = {"role_tag": "role", "content_tag": "content", "user_tag": "user", "assistant_tag": "assistant",
@@ -78,7 +81,7 @@ def _alpaca(entry: DatasetEntry, row: dict) -> tuple[list[dict], dict]:
     prompt = str(_get(row, cols["prompt"], "prompt"))
     query = _get(row, cols["query"], "query", required=False)
     messages.append({"role": "user", "content": f"{prompt}\n{query}" if query else prompt})
-    extra: dict = {}
+    extra: dict = _tools(row, cols)
     if entry.ranking:
         extra["chosen"] = {"role": "assistant", "content": str(_get(row, cols["chosen"], "chosen"))}
         extra["rejected"] = {"role": "assistant", "content": str(_get(row, cols["rejected"], "rejected"))}
@@ -97,7 +100,7 @@ def _sharegpt(entry: DatasetEntry, row: dict) -> tuple[list[dict], dict]:
     if entry.formatting == "openai" and "messages" not in entry.columns:
         cols["messages"] = "messages"
     roles = {tags["user_tag"]: "user", tags["assistant_tag"]: "assistant", tags["observation_tag"]: "tool",
-             tags["function_tag"]: "assistant", tags["system_tag"]: "system"}
+             tags["function_tag"]: "function_call", tags["system_tag"]: "system"}
     turns = _get(row, cols["messages"], "messages")
     if not isinstance(turns, list):
         raise _RowError(f"column {cols['messages']!r} must be a list of messages")
@@ -114,7 +117,7 @@ def _sharegpt(entry: DatasetEntry, row: dict) -> tuple[list[dict], dict]:
     system = _get(row, cols["system"], "system", required=False)
     if system and not (messages and messages[0]["role"] == "system"):
         messages.insert(0, {"role": "system", "content": str(system)})
-    extra: dict = {}
+    extra: dict = _tools(row, cols)
     if entry.ranking:
         for key in ("chosen", "rejected"):
             value = _get(row, cols[key], key)
@@ -124,12 +127,28 @@ def _sharegpt(entry: DatasetEntry, row: dict) -> tuple[list[dict], dict]:
     return messages, extra
 
 
+def _tools(row: dict, cols: dict) -> dict:
+    """The row's ``tools`` (JSON text of function schemas), when the entry maps a ``tools`` column."""
+    if not cols.get("tools"):
+        return {}
+    tools = _get(row, cols["tools"], "tools", required=False)
+    if tools in (None, ""):
+        return {"tools": None}
+    if not isinstance(tools, str):
+        tools = json.dumps(tools, ensure_ascii=False)
+    try:
+        json.loads(tools)
+    except json.JSONDecodeError as err:
+        raise _RowError(f"tools must be JSON (a list of function schemas): {err.msg}") from None
+    return {"tools": tools}
+
+
 def _check_order(messages: list[dict], ends_with: str) -> None:
     body = messages[1:] if messages and messages[0]["role"] == "system" else messages
     if any(m["role"] == "system" for m in body):
         raise _RowError("a system message may only come first")
     for index, msg in enumerate(body):
-        expected = ("user", "tool") if index % 2 == 0 else ("assistant",)
+        expected = ("user", "tool") if index % 2 == 0 else ("assistant", "function_call")
         if msg["role"] not in expected:
             raise _RowError(
                 f"roles out of order at message {index + 1}: got {msg['role']!r}, expected {' or '.join(expected)} "
@@ -138,7 +157,7 @@ def _check_order(messages: list[dict], ends_with: str) -> None:
     if not body:
         raise _RowError("the conversation is empty")
     last = body[-1]["role"]
-    if ends_with == "assistant" and last != "assistant":
+    if ends_with == "assistant" and last not in ("assistant", "function_call"):
         raise _RowError("the conversation must end with an assistant answer")
     if ends_with == "user" and last not in ("user", "tool"):
         raise _RowError("a preference prompt must end with the user's turn (chosen/rejected are the answers)")
@@ -162,6 +181,8 @@ def _fill(text: str, fill: dict[str, str]) -> str:
 
 def _shape(kind: str, messages: list[dict], extra: dict, fill: dict[str, str]) -> dict:
     messages = [{"role": m["role"], "content": _fill(m["content"], fill)} for m in messages]
+    if kind != "chat":  # only sft's rows render tool calls (tools.py); elsewhere a call is the assistant's text
+        messages = [{**m, "role": "assistant"} if m["role"] == "function_call" else m for m in messages]
     if kind == "text":
         text = "\n".join(m["content"] for m in messages if m["role"] != "system")
         if not text.strip():
@@ -169,7 +190,7 @@ def _shape(kind: str, messages: list[dict], extra: dict, fill: dict[str, str]) -
         return {"text": text}
     if kind == "chat":
         _check_order(messages, "assistant")
-        return {"messages": messages}
+        return {"messages": messages, **({"tools": extra["tools"]} if "tools" in extra else {})}
     if kind == "pairwise":
         if "chosen" not in extra:
             raise _RowError("not a preference row: set ranking: true and chosen/rejected columns in dataset_info.json")

@@ -11,7 +11,7 @@ from . import IGNORE_INDEX
 def chat(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
     """A conversation, with the loss on the answers (``train_on_prompt`` and ``mask_history`` apply)."""
     return [("conversation", encode_chat(tokenizer, row["messages"], cfg.cutoff_len, cfg.train_on_prompt,
-                                         cfg.mask_history))]
+                                         cfg.mask_history, row.get("tools")))]
 
 
 def pairwise(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:

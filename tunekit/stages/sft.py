@@ -26,9 +26,10 @@ def prepare(cfg: Config, tokenizer):
 
     out = {}
     for split, part in load_rows(cfg, "chat", tokenizer).items():
+        tools = part["tools"] if "tools" in part.column_names else [None] * len(part)
         examples = [
-            encode_chat(tokenizer, messages, cfg.cutoff_len, cfg.train_on_prompt, cfg.mask_history)
-            for messages in part["messages"]
+            encode_chat(tokenizer, messages, cfg.cutoff_len, cfg.train_on_prompt, cfg.mask_history, row_tools)
+            for messages, row_tools in zip(part["messages"], tools)
         ]
         examples = [e for e in examples if any(label != IGNORE_INDEX for label in e["labels"])]
         if not examples:
