@@ -312,3 +312,106 @@ def test_tools_go_into_the_system_message_where_the_template_has_no_tool_support
     spans = panel.token_spans()[0]
     said = "".join(text for text, loss in spans if loss)
     assert "Action: get_weather" in said and '"sky"' not in said
+
+
+# -- every stage from LLaMA-Factory-shaped YAML and data -----------------------------------------------
+
+
+def _llamafactory_data(folder: Path) -> None:
+    """A data folder in the shape of LLaMA-Factory's (rows of our own), using every column and tag its
+    data/README documents: system, history, tools, ranking, kto_tag, the sharegpt tags, the openai format."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tools = json.dumps(WEATHER)
+    alpaca = [{"instruction": f"Add {i} and {i + 1}.", "input": "Answer with the number only." if i % 2 else "",
+               "output": str(2 * i + 1), "system": "You are a careful calculator.",
+               "history": [["What is 1 + 1?", "2"]] if i % 3 == 0 else [], "tools": tools if i % 4 == 0 else ""}
+              for i in range(8)]
+    tagged = [{"dialogue": [
+        {"speaker": "rules", "text": "Answer about the weather."},
+        {"speaker": "person", "text": f"Weather in town {i}?"},
+        {"speaker": "call", "text": json.dumps({"name": "get_weather", "arguments": {"town": f"town {i}"}})},
+        {"speaker": "result", "text": json.dumps({"sky": "clear"})},
+        {"speaker": "bot", "text": f"The sky over town {i} is clear."}], "functions": tools} for i in range(6)]
+    openai = [{"messages": [{"role": "system", "content": "Be short."},
+                            {"role": "user", "content": f"Name a colour, number {i}."},
+                            {"role": "assistant", "content": ["red", "blue", "green", "amber"][i % 4]}]}
+              for i in range(8)]
+    pairs = [{"conversations": [{"from": "human", "value": f"Is {i} even?"}],
+              "chosen": {"from": "gpt", "value": "Yes." if i % 2 == 0 else "No."},
+              "rejected": {"from": "gpt", "value": "Bananas."}} for i in range(8)]
+    alpaca_pairs = [{"instruction": f"Spell {w}.", "input": "", "chosen": "-".join(w), "rejected": w[::-1]}
+                    for w in ("cat", "dog", "owl", "emu", "yak", "elk", "ant", "bee")]
+    kto = [{"messages": [{"role": "user", "content": f"Double {i}."},
+                         {"role": "assistant", "content": str(2 * i if i % 2 else i)}], "label": bool(i % 2)}
+           for i in range(8)]
+    files = {"alpaca_full.json": alpaca, "tagged.json": tagged, "openai.json": openai, "pairs.json": pairs,
+             "alpaca_pairs.json": alpaca_pairs, "kto.json": kto}
+    for name, rows in files.items():
+        (folder / name).write_text(json.dumps(rows))
+    (folder / "c4.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS if t))
+    (folder / "wiki.txt").write_text("\n".join(TEXTS))
+    info = {
+        "alpaca_full": {"file_name": "alpaca_full.json", "columns": {
+            "prompt": "instruction", "query": "input", "response": "output", "system": "system",
+            "history": "history", "tools": "tools"}},
+        "tagged": {"file_name": "tagged.json", "formatting": "sharegpt",
+                   "columns": {"messages": "dialogue", "tools": "functions"},
+                   "tags": {"role_tag": "speaker", "content_tag": "text", "user_tag": "person",
+                            "assistant_tag": "bot", "observation_tag": "result", "function_tag": "call",
+                            "system_tag": "rules"}},
+        "openai": {"file_name": "openai.json", "formatting": "openai"},
+        "pairs": {"file_name": "pairs.json", "formatting": "sharegpt", "ranking": True,
+                  "columns": {"messages": "conversations", "chosen": "chosen", "rejected": "rejected"}},
+        "alpaca_pairs": {"file_name": "alpaca_pairs.json", "ranking": True,
+                         "columns": {"prompt": "instruction", "query": "input", "chosen": "chosen",
+                                     "rejected": "rejected"}},
+        "kto": {"file_name": "kto.json", "formatting": "sharegpt",
+                "columns": {"messages": "messages", "kto_tag": "label"},
+                "tags": {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                         "assistant_tag": "assistant"}},
+        "c4": {"file_name": "c4.jsonl", "columns": {"prompt": "text"}},
+        "wiki": {"file_name": "wiki.txt", "columns": {"prompt": "text"}},
+    }
+    (folder / "dataset_info.json").write_text(json.dumps(info, indent=2))
+
+
+def _yaml(stage: str, dataset: str, output_dir: Path, **extra) -> str:
+    """A config laid out as LLaMA-Factory's examples/train_lora/*.yaml, the model swapped for the tiny one."""
+    keys = {"stage": stage, "dataset": dataset, **extra}
+    lines = ["### model", "model_name_or_path: tiny-random-llama", "trust_remote_code: true", "",
+             "### method", f"stage: {keys.pop('stage')}", "do_train: true", "finetuning_type: lora",
+             "lora_rank: 8", "lora_target: all", "",
+             "### dataset", f"dataset: {keys.pop('dataset')}", "template: qwen3_nothink", "cutoff_len: 256",
+             "max_samples: 1000", "preprocessing_num_workers: 16", "dataloader_num_workers: 0", "",
+             "### output", f"output_dir: {output_dir}", "logging_steps: 1", "save_steps: 500", "plot_loss: true",
+             "overwrite_output_dir: true", "report_to: none  # choices: [none, wandb, tensorboard, swanlab, mlflow]",
+             "", "### train", "per_device_train_batch_size: 1", "gradient_accumulation_steps: 2",
+             "learning_rate: 1.0e-4", "num_train_epochs: 3.0", "lr_scheduler_type: cosine", "warmup_ratio: 0.1",
+             "bf16: true", "ddp_timeout: 180000000", "max_steps: 1", ""]
+    lines += [f"{k}: {v}" for k, v in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def test_every_stage_runs_from_llamafactory_shaped_yaml_and_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _llamafactory_data(tmp_path / "data")  # dataset_dir's default, "data", as in LLaMA-Factory's checkout
+    runs = [
+        ("pt", "c4,wiki", {}),
+        ("sft", "alpaca_full,tagged,openai", {}),
+        ("rm", "pairs,alpaca_pairs", {}),
+        ("dpo", "pairs,alpaca_pairs", {"pref_beta": 0.1, "pref_loss": "sigmoid"}),
+        ("dpo", "pairs", {"pref_loss": "orpo"}),
+        ("dpo", "pairs", {"pref_loss": "simpo", "simpo_gamma": 0.5}),
+        ("kto", "kto", {"pref_beta": 0.1}),
+        ("ppo", "alpaca_full", {"reward_model": str(tmp_path / "saves" / "rm"), "max_new_tokens": 8}),
+        ("grpo", "openai", {"reward_funcs": "length", "num_generations": 2, "max_new_tokens": 8}),
+    ]
+    for number, (stage, dataset, extra) in enumerate(runs):
+        out = tmp_path / "saves" / (stage if stage != "dpo" else f"dpo{number}")
+        config = tmp_path / f"{number}_{stage}.yaml"
+        config.write_text(_yaml(stage, dataset, out, **extra))
+        result = tk.train(str(config))
+        assert result.trainer.state.global_step == 1, (stage, extra)
+        losses = [r["loss"] for r in tk.read_log(result.log_path) if "loss" in r]
+        assert losses and all(x == x for x in losses), (stage, extra, losses)  # numbers, no NaN
+        assert (out / "adapter_config.json").is_file() and (out / "training_loss.png").is_file(), stage

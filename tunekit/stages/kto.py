@@ -3,9 +3,10 @@
 Keys: ``dataset`` (a KTO set: a conversation plus a boolean ``kto_tag`` column; ``kto_en_demo``),
 ``pref_beta`` (beta), ``kto_chosen_weight`` / ``kto_rejected_weight`` (trl's desirable and
 undesirable weights: raise the rarer class's weight on unbalanced data), ``cutoff_len``.
-``per_device_train_batch_size`` must be at least 2: the KL term compares each answer with the
-other prompts in the batch. The reference is the model with the LoRA adapter disabled (or the
-starting adapter, or a frozen copy for full/freeze). ``pref_ftx`` is not supported by trl's KTO.
+A batch needs two rows: the KL term compares each answer with the other answers of its batch
+(``per_device_train_batch_size: 1``, as in LLaMA-Factory's example, trains with 2 and half the
+accumulation). The reference is the model with the LoRA adapter disabled (or the starting adapter,
+or a frozen copy for full/freeze). ``pref_ftx`` is not supported by trl's KTO.
 Logged: ``kl``, ``rewards/chosen``, ``rewards/rejected``, ``rewards/margins``, ``logps/*``.
 """
 
@@ -13,18 +14,9 @@ from __future__ import annotations
 
 from ..config import Config
 from ..data import load_rows, views
-from ..errors import ConfigError, warn
+from ..errors import warn
 from .base import Parts, Stage, only_known
 from .preference import precompute_reference, split_fresh_adapter
-
-
-def check(cfg: Config) -> None:
-    if cfg.do_train and cfg.per_device_train_batch_size < 2:
-        raise ConfigError(
-            f"stage=kto needs per_device_train_batch_size of at least 2 (got {cfg.per_device_train_batch_size}): "
-            "its KL term compares each answer with the other prompts of the same batch; "
-            "gradient_accumulation_steps does not count"
-        )
 
 
 def prepare(cfg: Config, tokenizer):
@@ -37,6 +29,20 @@ def prepare(cfg: Config, tokenizer):
     return rows
 
 
+def at_least_two_per_batch(args: dict) -> dict:
+    """trl's KL term compares each answer with the other answers of its batch, so a batch needs two rows: a
+    LLaMA-Factory config with per_device_train_batch_size: 1 (its kto example) trains with 2, and half the
+    gradient accumulation, saying so."""
+    if args["per_device_train_batch_size"] >= 2:
+        return args
+    before = args["gradient_accumulation_steps"]
+    after = max(1, before // 2)
+    warn(f"stage=kto compares each answer with the other answers of its batch (the KL term), so a batch needs 2 "
+         f"rows: per_device_train_batch_size 1 -> 2 and gradient_accumulation_steps {before} -> {after} "
+         f"({2 * after} rows per step instead of {before})")
+    return {**args, "per_device_train_batch_size": 2, "gradient_accumulation_steps": after}
+
+
 def build(p: Parts):
     from trl import KTOConfig, KTOTrainer
 
@@ -45,7 +51,7 @@ def build(p: Parts):
     cfg = p.cfg
     if cfg.pref_ftx > 0:
         warn(f"pref_ftx={cfg.pref_ftx} is not supported by trl's KTO trainer; ignored")
-    args = KTOConfig(**only_known(KTOConfig, p.args), beta=cfg.pref_beta,
+    args = KTOConfig(**only_known(KTOConfig, at_least_two_per_batch(p.args)), beta=cfg.pref_beta,
                      desirable_weight=cfg.kto_chosen_weight, undesirable_weight=cfg.kto_rejected_weight,
                      max_length=cfg.cutoff_len,
                      precompute_ref_log_probs=precompute_reference(cfg, len(p.data["train"])))
@@ -56,7 +62,7 @@ def build(p: Parts):
 
 
 STAGE = Stage(
-    name="kto", rows="unpaired", prepare=prepare, build=build, show=views.unpaired, check=check, reference=True,
+    name="kto", rows="unpaired", prepare=prepare, build=build, show=views.unpaired, reference=True,
     sequences_per_row=2,  # each answer, and another prompt's answer for the KL term
     fused_lm_head=lambda cfg: True, config_keys=("pref_beta",),
     metrics=("loss", "kl", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_loss",
