@@ -125,6 +125,9 @@ def test_hardware_keys_degrade_with_one_warning_each():
     assert decided["bf16"] is False and cfg.ddp_timeout == 180000000
     assert cfg.bf16 is True  # the plan decides; the config keeps what it said
     assert sum("bf16" in m for m in messages) == 1 and sum("ddp_timeout" in m for m in messages) == 1
+    with pytest.warns(UserWarning, match="pure_bf16: true needs a GPU with bf16; this CPU run trains in fp32"):
+        hardware_fallbacks(tk.load_config({"dataset": "identity", "pure_bf16": True}), cuda=False, bf16_ok=False,
+                           processes=1)  # LLaMA-Factory's key (its galore, apollo and mod examples)
 
 
 def test_training_arguments_without_a_field_pass_through_and_unused_keys_warn(tmp_path):

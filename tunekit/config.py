@@ -169,6 +169,7 @@ class Config:
     optim: str = "adamw_torch"
     bf16: bool = False
     fp16: bool = False
+    pure_bf16: bool = False  # the weights themselves in bf16, without mixed precision (LLaMA-Factory's key; CUDA)
     seed: int = 42
     gradient_checkpointing: bool | None = None  # None: on only when the activations would not fit (see the log)
     resume_from_checkpoint: Union[bool, str, None] = None  # true = the last checkpoint in output_dir

@@ -145,6 +145,8 @@ def hardware_fallbacks(cfg: Config, cuda: bool, bf16_ok: bool, processes: int) -
     if bf16 and not (cuda and bf16_ok):
         warn(f"bf16: true is not supported on this {'GPU' if cuda else 'CPU'} run; training in fp32 instead")
         bf16 = False
+    if cfg.pure_bf16 and not (cuda and bf16_ok):
+        warn(f"pure_bf16: true needs a GPU with bf16; this {'GPU' if cuda else 'CPU'} run trains in fp32 instead")
     if fp16 and not cuda:
         warn("fp16: true needs a CUDA GPU; training in fp32 instead")
         fp16 = False

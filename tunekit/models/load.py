@@ -115,6 +115,8 @@ def _bitsandbytes_config(cfg: Config):
 
 
 def _dtype(cfg: Config) -> torch.dtype:
+    if cfg.pure_bf16 and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16  # every weight in bf16: no fp32 master copy, no autocast
     if torch.cuda.is_available() and cfg.finetuning_type == "lora":
         if cfg.bf16 and torch.cuda.is_bf16_supported():
             return torch.bfloat16
