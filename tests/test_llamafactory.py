@@ -93,13 +93,17 @@ THINKING_TEMPLATE = (
 @pytest.fixture
 def thinking_model(tmp_path):
     """The tiny model with a Qwen3-style chat template."""
+    return tiny_with_template(tmp_path / "thinking", THINKING_TEMPLATE)
+
+
+def tiny_with_template(folder: Path, template: str) -> str:
+    """A copy of the tiny model whose tokenizer has ``template`` as its own chat template."""
     import shutil
 
     from tunekit.models import resolve_model
 
-    folder = tmp_path / "thinking"
     shutil.copytree(resolve_model("tiny-random-llama"), folder)
-    (folder / "chat_template.jinja").write_text(THINKING_TEMPLATE)
+    (folder / "chat_template.jinja").write_text(template)
     config = json.loads((folder / "tokenizer_config.json").read_text())
     config.pop("chat_template", None)
     (folder / "tokenizer_config.json").write_text(json.dumps(config))
@@ -266,19 +270,11 @@ def _trained_text(tokenizer, encoded) -> str:
 
 
 def test_tools_and_calls_reach_a_template_that_knows_them(tiny, tmp_path):
-    import shutil
-
     from tunekit.data import encode_chat
-    from tunekit.models import resolve_model
 
-    folder = tmp_path / "tool_model"
-    shutil.copytree(resolve_model("tiny-random-llama"), folder)
-    (folder / "chat_template.jinja").write_text(TOOLS_TEMPLATE)
-    config = json.loads((folder / "tokenizer_config.json").read_text())
-    config.pop("chat_template", None)
-    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    folder = tiny_with_template(tmp_path / "tool_model", TOOLS_TEMPLATE)
     _toolcall_set(tmp_path / "data")
-    cfg = tk.load_config({**tiny, "model_name_or_path": str(folder), "dataset": "weather_calls",
+    cfg = tk.load_config({**tiny, "model_name_or_path": folder, "dataset": "weather_calls",
                           "dataset_dir": str(tmp_path / "data"), "cutoff_len": 512})
     tokenizer = tk.load_tokenizer(cfg)
     row = load_rows(cfg, "chat", tokenizer)["train"][0]
