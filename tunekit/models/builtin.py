@@ -102,7 +102,7 @@ def _build_smollm2(folder: Path) -> None:
         conf.eos_token_id = end
         conf.pad_token_id = end
         conf.bos_token_id = tokenizer.bos_token_id
-    del model.config.quantization_config  # dequantized: a plain fp32 model, with no quantizer left in its config
+    vars(model.config).pop("quantization_config", None)  # dequantized: a plain fp32 model, no quantizer left
     model.hf_quantizer = None
     model.config.name_or_path = SMOLLM2
     model.save_pretrained(folder)
