@@ -117,6 +117,18 @@ def test_galore_passes_transformers_its_optimizer_and_needs_its_package(tiny, mo
     assert "rank=4" in args["optim_args"] and "update_proj_gap=200" in args["optim_args"]
 
 
+@pytest.mark.skipif(__import__("importlib.util").util.find_spec("galore_torch") is None,
+                    reason="galore-torch is not installed (make install installs the galore extra)")
+def test_galore_trains_with_galore_torchs_optimizer(tiny):
+    result = tk.train({**tiny, "finetuning_type": "full", "use_galore": True, "galore_rank": 4, "max_steps": 3})
+    optimizer = result.trainer.optimizer.optimizer
+    assert type(optimizer).__module__.startswith("galore_torch")
+    projected = [g for g in optimizer.param_groups if "rank" in g]
+    assert projected and all(g["rank"] == 4 for g in projected)  # the linear layers' gradients are projected
+    losses = [r["loss"] for r in tk.read_log(result.log_path) if "loss" in r]
+    assert losses[-1] < losses[0]
+
+
 @pytest.mark.parametrize("keys,words", [
     ({"use_dora": True, "finetuning_type": "full"}, ["use_dora", "finetuning_type: lora"]),
     ({"pissa_convert": True}, ["pissa_init: true"]),
