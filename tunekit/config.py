@@ -538,6 +538,6 @@ def _check_extras(cfg: Config) -> None:
         import importlib.util
 
         if importlib.util.find_spec("galore_torch") is None:
-            raise ConfigError("use_galore: true needs the galore-torch package (pip install galore-torch; it brings "
-                              "bitsandbytes), or remove use_galore")
+            raise ConfigError("use_galore: true needs the galore-torch package: pip install \"tunekit[galore]\" "
+                              "(galore-torch and bitsandbytes), or remove use_galore")
 
