@@ -133,6 +133,8 @@ def test_galore_trains_with_galore_torchs_optimizer(tiny):
     ({"use_dora": True, "finetuning_type": "full"}, ["use_dora", "finetuning_type: lora"]),
     ({"pissa_convert": True}, ["pissa_init: true"]),
     ({"use_muon": True, "loraplus_lr_ratio": 16}, ["use_muon and loraplus_lr_ratio", "keep one"]),
+    ({"stage": "ppo", "reward_model_type": "function", "reward_model": "m:f", "max_new_tokens": 8,
+      "loraplus_lr_ratio": 16}, ["loraplus_lr_ratio", "stage=ppo", "own loop"]),
 ])
 def test_combinations_that_cannot_work_are_one_line_errors(tiny, keys, words):
     with pytest.raises(tk.ConfigError) as err:

@@ -24,6 +24,11 @@ def check(cfg: Config) -> None:
     if not cfg.reward_model and cfg.reward_model_type != "function":
         raise ConfigError("stage=ppo needs reward_model: the output_dir of an rm run (e.g. saves/.../reward)")
     check_room_to_answer(cfg)
+    optimizers = [k for k in ("use_muon", "use_galore") if getattr(cfg, k)]
+    if optimizers or cfg.loraplus_lr_ratio is not None:
+        key = optimizers[0] if optimizers else "loraplus_lr_ratio"
+        raise ConfigError(f"{key} chooses a Trainer's optimizer, and stage=ppo trains with tunekit's own loop and "
+                          "AdamW; remove it for ppo")
 
 
 def prepare(cfg: Config, tokenizer):
