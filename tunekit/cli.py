@@ -60,15 +60,18 @@ def _train(args) -> int:
     from .run import load_config
 
     cfg = load_config(args.config, *args.overrides)  # a config error is answered before torch is imported
-    from .run import train
-    from .callbacks import read_log
     from .distributed import say
+    from .run import plan, run_plan
+
+    planned = plan(cfg)  # what can be checked before the heavy imports is answered first
     from .models import quiet_loading
 
     quiet_loading()
-    result = train(cfg)
+    result = run_plan(planned)
     if "saved_rows" in result.metrics:  # tokenized_path: the rows were prepared and saved; nothing trained
         return 0
+    from .callbacks import read_log  # transformers: imported once training is done, not before an early error
+
     losses = [r["loss"] for r in read_log(result.log_path) if isinstance(r.get("loss"), (int, float))]
     if losses:
         say(f"[tunekit] loss {losses[0]:.4f} -> {losses[-1]:.4f} over {len(losses)} logged steps")

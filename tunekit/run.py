@@ -18,6 +18,7 @@ from typing import Any
 
 from .backends import activate, describe, import_first
 from .config import Config, comma_list, read_config, validate
+from .data import check_datasets
 from .distributed import is_main_process, say, world_size
 from .errors import ConfigError, TrainingError, error_reason, warn
 from .outputs import check_output_dir, checkpoint_step, last_checkpoint_words, prepare_output_dir, resume_point
@@ -119,6 +120,9 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
     if reward_fn is not None and stage.rewards is None:
         stages = " or ".join(s.name for s in STAGES.values() if s.rewards is not None)
         raise ConfigError(f"reward_fn is only used by stage: {stages} (this config has stage={cfg.stage!r})")
+    preprocess_only = bool(cfg.tokenized_path) and not saved_rows_exist(cfg.tokenized_path)
+    if cfg.do_train and (preprocess_only or not cfg.tokenized_path):
+        check_datasets(cfg)  # a data set that is not there is answered before torch is imported
     import torch
 
     cuda = torch.cuda.is_available() if cuda is None else cuda
@@ -128,7 +132,6 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
             f"stage={cfg.stage!r} runs in a single process, and this launch has {world_size()} (WORLD_SIZE); "
             f"run it with plain `tunekit train`, not torchrun or accelerate launch"
         )
-    preprocess_only = bool(cfg.tokenized_path) and not saved_rows_exist(cfg.tokenized_path)
     if not preprocess_only:  # a preprocessing run writes nothing into output_dir
         check_output_dir(cfg)
     resume = None if preprocess_only else resume_point(cfg)
@@ -282,16 +285,19 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     """Tokenizer -> rows -> model -> trainer. The data is read before the model is loaded: a bad row is
     reported in a second, on its own. ``progress=False`` drops transformers' own progress bar and printed
     logs (a panel shows its own)."""
-    from transformers import set_seed
-
-    from . import extras
-    from .callbacks import LogCallback, StopCallback
-    from .models import linear_module_names, load_model, load_tokenizer
+    from .models import load_tokenizer
 
     cfg, stage = p.cfg, p.stage
     say(f"[tunekit] {describe(cfg, p.backend, stage)}")
     tokenizer = load_tokenizer(cfg, backend=p.backend)
     data = rows(p, tokenizer)
+    # the training libraries are imported once the rows are read: a data error is answered before them
+    from transformers import set_seed
+
+    from . import extras
+    from .callbacks import LogCallback, StopCallback
+    from .models import linear_module_names, load_model
+
     set_seed(cfg.seed)
     model, tokenizer = load_model(cfg, stage=stage, tokenizer=tokenizer, backend=p.backend)
     if is_main_process():
@@ -405,8 +411,13 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     ``progress=False`` drops transformers' own progress bar and printed logs (a panel shows its own).
     Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
     """
-    p = plan(config, reward_fn=reward_fn, **overrides)
-    if p.preprocess_only:  # tokenized_path: prepare and save the rows, and stop there, as LLaMA-Factory does
+    return run_plan(plan(config, reward_fn=reward_fn, **overrides), callbacks, progress=progress)
+
+
+def run_plan(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> TrainResult:
+    """Build and fit a planned run; with a ``tokenized_path`` that holds nothing yet, prepare and save the rows
+    and stop there, as LLaMA-Factory does."""
+    if p.preprocess_only:
         saved = save_rows(p)
         return TrainResult(output_dir=p.cfg.output_dir, metrics={"saved_rows": saved}, log_path="")
     return fit(p, build(p, callbacks, progress=progress))

@@ -14,7 +14,7 @@ from ..distributed import say
 from ..errors import DataError
 from .cutoff import cut_to_fit, lengths
 from .formats import KINDS, convert, entry_kind
-from .registry import find_entry, read_registry, read_rows
+from .registry import data_files, find_entry, read_registry, read_rows
 from .tools import for_template
 
 if TYPE_CHECKING:
@@ -52,6 +52,15 @@ def _fit(cfg: Config, rows: list[dict], kind: str, tokenizer) -> list[dict]:
         say(f"[tunekit] {cut} of {len(rows)} rows of {cfg.dataset!r} are longer than cutoff_len={cfg.cutoff_len} "
             "tokens: cut to fit (prompt and answers in proportion, every answer keeps tokens; none dropped)")
     return rows
+
+
+def check_datasets(cfg: Config) -> None:
+    """Every data set the config names is registered and its files are there: checked before anything heavy
+    is imported, so such a mistake is answered at once (the rows themselves are checked as they are read)."""
+    for name in (*cfg.datasets, *cfg.eval_datasets):
+        entry = find_entry(name, cfg.dataset_dir)
+        if entry.file_name is not None:
+            data_files(entry)
 
 
 def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:

@@ -84,16 +84,22 @@ def find_entry(name: str, dataset_dir: str | Path | None) -> DatasetEntry:
     return entry
 
 
-def read_rows(entry: DatasetEntry) -> list[dict]:
-    """All rows of an entry as plain dicts."""
-    if entry.file_name is None:
-        return _read_hub(entry)
-    path = entry.folder / entry.file_name
+def data_files(entry: DatasetEntry) -> list[Path]:
+    """The files an entry reads (a file, or the data files of a folder): a ``DataError`` when there are none."""
+    path = entry.folder / (entry.file_name or "")
     if not path.exists():
         raise DataError(f"dataset {entry.name!r}: file {path} does not exist (file_name in dataset_info.json)")
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in _FILE_TYPES) if path.is_dir() else [path]
     if not files:
         raise DataError(f"dataset {entry.name!r}: folder {path} holds no {', '.join(_FILE_TYPES)} files")
+    return files
+
+
+def read_rows(entry: DatasetEntry) -> list[dict]:
+    """All rows of an entry as plain dicts."""
+    if entry.file_name is None:
+        return _read_hub(entry)
+    files = data_files(entry)
     rows: list[dict] = []
     for file in files:
         try:
