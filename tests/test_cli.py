@@ -59,3 +59,19 @@ def test_chat_takes_a_llamafactory_inference_yaml(tmp_path, tiny):
     assert proc.returncode == 0, proc.stderr[-2000:]
     model, tokenizer = tk.load_for_inference("tiny-random-llama", result.output_dir)
     assert proc.stdout.strip() == tk.generate(model, tokenizer, "Who are you?", max_new_tokens=3)
+
+
+def test_a_missing_data_set_is_answered_before_torch_is_imported(tmp_path):
+    """Mistakes in the config and the data registry are answered at once: nothing heavy is imported first."""
+    import subprocess
+    import sys
+
+    (tmp_path / "dataset_info.json").write_text('{"mine": {"file_name": "nope.json"}}')
+    config = tmp_path / "c.yaml"
+    config.write_text(f"model_name_or_path: tiny-random-llama\ndataset: mine\ndataset_dir: {tmp_path}\n"
+                      f"output_dir: {tmp_path / 'out'}\n")
+    code = (f"import sys; from tunekit.cli import main; code = main(['train', {str(config)!r}]); "
+            "print(code, sorted(m for m in ('torch', 'transformers', 'datasets') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().splitlines()[-1] == "2 []", proc.stdout + proc.stderr
+    assert "nope.json does not exist" in proc.stderr
