@@ -516,6 +516,12 @@ def _check_report_to(value: str) -> None:
                               "or set report_to: none")
 
 
+def optimizer_keys(cfg: Config) -> list[str]:
+    """The keys set in ``cfg`` that each choose the Trainer's optimizer (Muon, GaLore, LoRA+)."""
+    return [k for k in ("use_muon", "use_galore") if getattr(cfg, k)] + (
+        ["loraplus_lr_ratio"] if cfg.loraplus_lr_ratio is not None else [])
+
+
 def _check_extras(cfg: Config) -> None:
     """The LoRA variants and extras: what they need, and which go together."""
     lora_only = [k for k in ("use_dora", "use_rslora", "pissa_init", "pissa_convert") if getattr(cfg, k)]
@@ -530,8 +536,7 @@ def _check_extras(cfg: Config) -> None:
         raise ConfigError(f"loraplus_lr_ratio={cfg.loraplus_lr_ratio} must be above 0 (LoRA+ papers use 16)")
     if cfg.use_llama_pro and cfg.finetuning_type not in ("freeze", "lora"):
         raise ConfigError("use_llama_pro: true trains the expanded blocks; set finetuning_type: freeze (or lora)")
-    optimizers = [k for k in ("use_muon", "use_galore") if getattr(cfg, k)] + (
-        ["loraplus_lr_ratio"] if cfg.loraplus_lr_ratio is not None else [])
+    optimizers = optimizer_keys(cfg)
     if len(optimizers) > 1:
         raise ConfigError(f"{' and '.join(optimizers)} each choose the optimizer; keep one")
     if cfg.use_galore:

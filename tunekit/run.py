@@ -12,6 +12,7 @@ description (``tunekit.stages``).
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -228,8 +229,6 @@ def saved_rows_exist(path: str) -> bool:
 def rows(p: Plan, tokenizer):
     """The stage's rows: prepared from the data sets, or, with ``tokenized_path``, loaded from there when they
     were saved before (nothing is tokenized again; the data keys are then not read), as LLaMA-Factory does."""
-    import json
-
     cfg = p.cfg
     if not cfg.tokenized_path or p.preprocess_only:
         return p.stage.prepare(cfg, tokenizer)
@@ -254,8 +253,6 @@ def rows(p: Plan, tokenizer):
 def save_rows(p: Plan) -> int:
     """Prepare the stage's rows and save them to ``tokenized_path`` (``datasets.save_to_disk``); returns how many
     training rows were saved. A later run with the same ``tokenized_path`` trains on them."""
-    import json
-
     from .models import load_tokenizer
 
     cfg = p.cfg

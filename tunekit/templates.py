@@ -112,7 +112,7 @@ def ensure_chat_template(tokenizer, name: str | None, enable_thinking: bool = Tr
         if built_in not in TEMPLATES:
             raise ConfigError(f"template={name!r} is not built into tunekit and the tokenizer has no chat template of "
                               f"its own; use one of: {', '.join(TEMPLATES)} (or a model whose tokenizer has one)")
-        tokenizer.chat_template = own = TEMPLATES[built_in]
+        tokenizer.chat_template = TEMPLATES[built_in]
     thinking_off = enable_thinking is False or bool(name and name.strip().lower().endswith("_nothink"))
     if thinking_off and isinstance(tokenizer.chat_template, str) and _THINKING_OFF not in tokenizer.chat_template:
         tokenizer.chat_template = _THINKING_OFF + tokenizer.chat_template

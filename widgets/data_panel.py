@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from tunekit.config import Config
 from tunekit.data import IGNORE_INDEX, load_rows, row_length
+from tunekit.data.tools import parse_tools
 from tunekit.run import load_config
 from tunekit.stages import stage_of
 
@@ -162,8 +163,6 @@ def _conversation(messages: list[dict]) -> str:
 
 def _tools(tools) -> str:
     """The functions a tool-calling row offers the model (its ``tools`` column), one line each."""
-    from tunekit.data.tools import parse_tools
-
     schemas = parse_tools(tools)
     if not schemas:
         return ""

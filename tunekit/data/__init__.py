@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from ..config import Config
 from ..distributed import say
 from ..errors import DataError
-from .cutoff import cut_to_fit, lengths
+from .cutoff import cut_to_fit, lengths, token_ids
 from .formats import KINDS, convert, entry_kind
 from .registry import data_files, find_entry, read_registry, read_rows
 from .tools import for_template
@@ -100,7 +100,7 @@ def prompt_ids(tokenizer, prompt: list[dict], tools=None) -> list[int]:
 def row_length(tokenizer, row: dict) -> int:
     """Tokens in a canonical row before any truncation (the longer side of a preference row)."""
     if "text" in row:
-        return len(_ids(tokenizer, row["text"])) + 1
+        return len(token_ids(tokenizer, row["text"])) + 1
     if "messages" in row:
         return sum(len(p) + len(a) for p, a in chat_turns(tokenizer, row["messages"], row.get("tools")))
     if "chosen" in row:
@@ -150,10 +150,6 @@ def _split(cfg: Config, train: datasets.Dataset) -> datasets.DatasetDict:
 # ---------------------------------------------------------------------------------------------
 
 
-def _ids(tokenizer, text: str) -> list[int]:
-    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-
-
 def chat_turns(tokenizer, messages: list[dict], tools=None) -> list[tuple[list[int], list[int]]]:
     """Split a rendered conversation into (prompt ids, answer ids) pairs, one per assistant turn.
 
@@ -176,11 +172,11 @@ def chat_turns(tokenizer, messages: list[dict], tools=None) -> list[tuple[list[i
         upto = render(messages[: index + 1], False)
         if not (full.startswith(before) and full.startswith(upto) and len(before) >= done):
             raise DataError("the chat template does not render conversations incrementally; set template: chatml")
-        turns.append((_ids(tokenizer, before[done:]), _ids(tokenizer, upto[len(before):])))
+        turns.append((token_ids(tokenizer, before[done:]), token_ids(tokenizer, upto[len(before):])))
         done = len(upto)
     if done < len(full) and turns:  # text after the last answer (rare): kept, never trained on
         prompt, answer = turns[-1]
-        turns[-1] = (prompt, answer + _ids(tokenizer, full[done:]))
+        turns[-1] = (prompt, answer + token_ids(tokenizer, full[done:]))
     return turns
 
 

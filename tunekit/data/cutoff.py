@@ -29,7 +29,8 @@ def lengths(source: int, target: int, budget: int) -> tuple[int, int]:
     return min(source, budget - keep_target), keep_target
 
 
-def _ids(tokenizer, text: str) -> list[int]:
+def token_ids(tokenizer, text: str) -> list[int]:
+    """The ids of ``text`` alone (no special tokens added)."""
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
@@ -45,7 +46,7 @@ def _answer_length(tokenizer, prompt: list[dict], answer: dict, prompt_length: i
 
 def _cut_answer(tokenizer, answer: dict, length: int, keep: int) -> dict:
     """``answer`` with the start of its text that fits in ``keep`` tokens (its end-of-turn tokens included)."""
-    content = _ids(tokenizer, answer["content"])
+    content = token_ids(tokenizer, answer["content"])
     overhead = length - len(content)  # the template's tokens around the answer's text
     kept = content[: max(1, keep - overhead)]
     return {**answer, "content": tokenizer.decode(kept)}
@@ -64,7 +65,7 @@ def _cut_prompt(tokenizer, prompt: list[dict], keep: int) -> list[dict]:
         system = []
     over = _prompt_length(tokenizer, system + turns) - keep
     if over > 0:
-        content = _ids(tokenizer, turns[0]["content"])
+        content = token_ids(tokenizer, turns[0]["content"])
         turns = [{**turns[0], "content": tokenizer.decode(content[min(over, len(content) - 1):])}, *turns[1:]]
     return system + turns
 

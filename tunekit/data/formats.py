@@ -18,6 +18,7 @@ import json
 
 from ..errors import DataError
 from .registry import DatasetEntry
+from .tools import ANSWER_ROLES
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": None, "system": None,
                   "tools": None, "chosen": "chosen", "rejected": "rejected", "kto_tag": None}
@@ -148,7 +149,7 @@ def _check_order(messages: list[dict], ends_with: str) -> None:
     if any(m["role"] == "system" for m in body):
         raise _RowError("a system message may only come first")
     for index, msg in enumerate(body):
-        expected = ("user", "tool") if index % 2 == 0 else ("assistant", "function_call")
+        expected = ("user", "tool") if index % 2 == 0 else ANSWER_ROLES
         if msg["role"] not in expected:
             raise _RowError(
                 f"roles out of order at message {index + 1}: got {msg['role']!r}, expected {' or '.join(expected)} "
@@ -157,7 +158,7 @@ def _check_order(messages: list[dict], ends_with: str) -> None:
     if not body:
         raise _RowError("the conversation is empty")
     last = body[-1]["role"]
-    if ends_with == "assistant" and last not in ("assistant", "function_call"):
+    if ends_with == "assistant" and last not in ANSWER_ROLES:
         raise _RowError("the conversation must end with an assistant answer")
     if ends_with == "user" and last not in ("user", "tool"):
         raise _RowError("a preference prompt must end with the user's turn (chosen/rejected are the answers)")

@@ -4,8 +4,7 @@ where a token carries no loss. The DataPanel shows these; each stage names its v
 from __future__ import annotations
 
 from ..config import Config
-from . import encode_chat, prompt_ids, split_answer
-from . import IGNORE_INDEX
+from . import IGNORE_INDEX, encode_chat, prompt_ids, split_answer
 
 
 def chat(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:

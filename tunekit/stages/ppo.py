@@ -14,7 +14,7 @@ policy with the LoRA adapter disabled (a frozen copy for ``full``/``freeze``).
 
 from __future__ import annotations
 
-from ..config import Config
+from ..config import Config, optimizer_keys
 from ..data import load_rows, split_answer, views
 from ..errors import ConfigError
 from .base import Parts, Stage, check_room_to_answer, import_function, only_known
@@ -24,10 +24,9 @@ def check(cfg: Config) -> None:
     if not cfg.reward_model and cfg.reward_model_type != "function":
         raise ConfigError("stage=ppo needs reward_model: the output_dir of an rm run (e.g. saves/.../reward)")
     check_room_to_answer(cfg)
-    optimizers = [k for k in ("use_muon", "use_galore") if getattr(cfg, k)]
-    if optimizers or cfg.loraplus_lr_ratio is not None:
-        key = optimizers[0] if optimizers else "loraplus_lr_ratio"
-        raise ConfigError(f"{key} chooses a Trainer's optimizer, and stage=ppo trains with tunekit's own loop and "
+    optimizers = optimizer_keys(cfg)
+    if optimizers:
+        raise ConfigError(f"{optimizers[0]} chooses a Trainer's optimizer, and stage=ppo trains with tunekit's own loop and "
                           "AdamW; remove it for ppo")
 
 
