@@ -364,6 +364,20 @@ CASES = [
     Case("hub_id_while_offline", lambda t: base(t, model_name_or_path="HuggingFaceTB/SmolLM2-135M"), "ConfigError",
          ["model_name_or_path='HuggingFaceTB/SmolLM2-135M'", "unreachable", "smollm2-135m-instruct",
           "tiny-random-llama"], env=OFFLINE),
+    # --- evaluation and prediction ------------------------------------------------------------------------
+    Case("do_predict_without_held_out_rows", lambda t: base(t, do_predict=True, predict_with_generate=True),
+         "ConfigError", ["do_predict", "eval_dataset", "val_size"]),
+    Case("sft_predict_without_generate", lambda t: base(t, do_predict=True, eval_dataset="identity"), "ConfigError",
+         ["do_predict", "predict_with_generate: true"]),
+    Case("predict_with_generate_on_dpo", lambda t: base(t, stage="dpo", dataset="dpo_en_demo", do_eval=True,
+                                                        val_size=0.1, predict_with_generate=True),
+         "ConfigError", ["predict_with_generate", "sft", "do_eval"]),
+    Case("nothing_to_run", lambda t: base(t, do_train=False), "ConfigError", ["do_train", "do_eval", "do_predict"]),
+    Case("eval_dataset_without_answers",
+         lambda t: {k: v for k, v in with_data(t, [{"instruction": "Name a fruit.", "input": "", "output": ""}],
+                                               name="questions", do_predict=True, predict_with_generate=True,
+                                               eval_dataset="questions").items() if k != "dataset"},
+         "DataError", ["eval_dataset 'questions' row 1", "answer"]),
 ]
 
 

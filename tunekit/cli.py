@@ -1,8 +1,11 @@
-"""The command line: ``tunekit train | chat | export``.
+"""The command line: ``tunekit train | chat | export | eval``.
 
     tunekit train CONFIG.yaml [key=value ...]      overrides after the path, as llamafactory-cli
     tunekit chat --model NAME [--adapter DIR] [--prompt TEXT]     or: tunekit chat CONFIG.yaml
     tunekit export CONFIG.yaml [key=value ...]     or: --model NAME --adapter DIR --export-dir OUT
+    tunekit eval CONFIG.yaml [key=value ...] [--tuned DIR] [--base MODEL] [--judge RM_DIR] [--checks a,b]
+                 [--measures perplexity,...] [--tasks arc_easy,...] [--limit N] [--max-new-tokens N]
+                 [--temperature T] [--seed S] [--out DIR]     the trained output against its base on held-out rows
 
 A config or data error prints one line on stderr and exits with code 2.
 """
@@ -41,6 +44,23 @@ def main(argv: list[str] | None = None) -> int:
     p_export.add_argument("--model", default=None)
     p_export.add_argument("--adapter", default=None)
     p_export.add_argument("--export-dir", default=None)
+    p_eval = sub.add_parser("eval", help="measure the trained output against its base on held-out rows")
+    p_eval.add_argument("config", nargs="?", default=None,
+                        help="the training YAML (its eval_dataset or val_size rows are the held-out rows)")
+    p_eval.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
+    p_eval.add_argument("--tuned", default=None, help="the after side (default: output_dir)")
+    p_eval.add_argument("--base", default=None,
+                        help="the before side (default: model_name_or_path + adapter_name_or_path)")
+    p_eval.add_argument("--judge", default=None, help="rm output_dir (or a check's name) judging the win rate")
+    p_eval.add_argument("--checks", default=None, help="comma list: accuracy, format, name or module:function")
+    p_eval.add_argument("--measures", default=None, help="comma list: perplexity, checks, win_rate, accuracy")
+    p_eval.add_argument("--tasks", default=None, help="lm-evaluation-harness tasks, comma list")
+    p_eval.add_argument("--limit", type=int, default=None, help="at most N examples per task")
+    p_eval.add_argument("--max-new-tokens", type=int, default=128)
+    p_eval.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
+    p_eval.add_argument("--seed", type=int, default=None, help="default: the config's seed")
+    p_eval.add_argument("--batch-size", type=int, default=8)
+    p_eval.add_argument("--out", default=None, help="where eval_results.json goes (default: <tuned>/eval)")
     args = parser.parse_args(argv)
     warnings.formatwarning = lambda message, *rest: f"tunekit: warning: {message}\n"
     try:
@@ -48,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "chat":
             return _chat(args)
+        if args.command == "eval":
+            return _eval(args)
         return _export(args)
     except TunekitError as err:
         print(f"tunekit: error: {' '.join(str(err).split())}", file=sys.stderr)
@@ -69,6 +91,11 @@ def _train(args) -> int:
     quiet_loading()
     result = run_plan(planned)
     if "saved_rows" in result.metrics:  # tokenized_path: the rows were prepared and saved; nothing trained
+        return 0
+    if not cfg.do_train:  # do_eval / do_predict alone: the results are said as they are written
+        written = [name for name, wanted in (("eval_results.json", cfg.do_eval), ("predict_results.json", cfg.do_predict),
+                                             ("generated_predictions.jsonl", cfg.do_predict)) if wanted]
+        say(f"[tunekit] wrote {', '.join(written)} to {result.output_dir}")
         return 0
     from .callbacks import read_log  # transformers: imported once training is done, not before an early error
 
@@ -140,6 +167,25 @@ def _export(args) -> int:
     quiet_loading()
     path = export(cfg)
     print(f"[tunekit] exported a standalone model to {path}")
+    return 0
+
+
+def _eval(args) -> int:
+    from .run import load_config
+
+    if args.config is not None and "=" in args.config and not os.path.exists(args.config):
+        args.overrides.insert(0, args.config)  # `tunekit eval key=value ...`: no file, the keys alone
+        args.config = None
+    cfg = load_config(args.config, *args.overrides)  # a config error is answered before torch is imported
+    from .evaluation import evaluate
+    from .models import quiet_loading
+
+    quiet_loading()
+    result = evaluate(cfg, tuned=args.tuned, base=args.base, judge=args.judge, checks=args.checks,
+                      measures=args.measures, tasks=args.tasks, limit=args.limit, max_new_tokens=args.max_new_tokens,
+                      temperature=args.temperature, seed=args.seed, batch_size=args.batch_size, out=args.out)
+    print(result.table())
+    print(f"[tunekit] results: {result.output_dir}")
     return 0
 
 

@@ -75,9 +75,10 @@ class Config:
     flash_attn: str = "auto"
     # --- method ------------------------------------------------------------------------------
     stage: str = "sft"
-    do_train: bool = True
-    do_eval: bool = False
-    do_predict: bool = False
+    do_train: bool = True  # unless the config sets do_eval or do_predict without it (then false, as in LLaMA-Factory)
+    do_eval: bool = False  # evaluate on eval_dataset / the val_size split (after training, or alone: do_train: false)
+    do_predict: bool = False  # sft: generate an answer per held-out row (predict_with_generate); rm: score each pair
+    predict_with_generate: bool = False  # sft: do_predict generates answers and scores them with BLEU-4 / ROUGE
     finetuning_type: str = "lora"
     lora_target: str = "all"  # "all" = every linear layer but the output head, or a comma list
     lora_rank: int = 8
@@ -156,7 +157,7 @@ class Config:
     report_to: str = "none"
     # --- train -------------------------------------------------------------------------------
     per_device_train_batch_size: int = 1
-    per_device_eval_batch_size: int = 1
+    per_device_eval_batch_size: int = 8  # transformers' default: evaluation and prediction batch their rows
     gradient_accumulation_steps: int = 1
     learning_rate: float = 5.0e-5
     num_train_epochs: float = 3.0
@@ -186,6 +187,7 @@ class Config:
     top_k: int = 50
     do_sample: bool = True
     repetition_penalty: float = 1.0
+    skip_special_tokens: bool = True  # do_predict: decode the answers without special tokens
     # --- export (merge a LoRA adapter into its base) -----------------------------------------
     export_dir: str | None = None
     export_size: int = 5  # shard size in GB
@@ -295,10 +297,16 @@ def read_config(source: str | os.PathLike | dict | Config | None = None, *args: 
         disable = _coerce("disable_gradient_checkpointing", raw.pop("disable_gradient_checkpointing"), bool)
         if disable and "gradient_checkpointing" not in raw:
             raw["gradient_checkpointing"] = False
+    if "do_train" not in raw and any(_is_true(raw.get(k)) for k in ("do_eval", "do_predict")):
+        raw["do_train"] = False  # LLaMA-Factory's default: a config that evaluates or predicts trains only if it says so
     if "use_unsloth" in raw:  # LLaMA-Factory's switch: true = backend: unsloth, false = backend: hf
         use = _coerce("use_unsloth", raw.pop("use_unsloth"), bool)
         raw.setdefault("backend", "unsloth" if use else "hf")
     return raw
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or isinstance(value, str) and value.strip().lower() in _TRUE
 
 
 def _read_yaml(path: Path) -> dict:
@@ -453,6 +461,13 @@ def _check(cfg: Config) -> None:
         raise ConfigError(f"warmup_ratio={cfg.warmup_ratio} must be below 1")
     if cfg.do_train and not cfg.datasets:
         raise ConfigError("dataset is not set; name one or more data sets, e.g. 'dataset: identity,alpaca_en_demo'")
+    if (cfg.do_eval or cfg.do_predict) and not (cfg.eval_dataset or cfg.val_size):
+        key = "do_predict" if cfg.do_predict else "do_eval"
+        raise ConfigError(f"{key}: true needs held-out rows; set eval_dataset (e.g. eval_dataset: identity) "
+                          "or val_size (e.g. val_size: 0.1)")
+    if not cfg.do_train and cfg.val_size and not cfg.eval_dataset and not cfg.datasets:
+        raise ConfigError(f"val_size={cfg.val_size} holds out rows of dataset, and dataset is not set; "
+                          "name the data set, or give eval_dataset")
     if cfg.bf16 and cfg.fp16:
         raise ConfigError("bf16 and fp16 are both true; choose one")
     if cfg.finetuning_type != "lora" and cfg.adapter_name_or_path:

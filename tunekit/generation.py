@@ -18,34 +18,50 @@ def generate(model, tokenizer, prompts: list[str] | str, max_new_tokens: int = 6
     single = isinstance(prompts, str)
     prompts = [prompts] if single else list(prompts)
     texts = [_render(tokenizer, p, system) if chat else p for p in prompts]
-    side = tokenizer.padding_side
-    tokenizer.padding_side = "left"  # generation continues from the right end of every row
-    try:
-        batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=not chat)
-    finally:
-        tokenizer.padding_side = side
-    device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in batch.items()}
-    sampling = temperature > 0
-    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": sampling, "pad_token_id": tokenizer.pad_token_id,
-              "eos_token_id": tokenizer.eos_token_id}
-    if sampling:
+    ids = [tokenizer(text, add_special_tokens=not chat)["input_ids"] for text in texts]
+    answers = generate_ids(model, tokenizer, ids, max_new_tokens=max_new_tokens, do_sample=temperature > 0,
+                           temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, batch_size=len(ids))
+    answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in answers]
+    return answers[0] if single else answers
+
+
+def generate_ids(model, tokenizer, prompts: list[list[int]], *, max_new_tokens: int = 64, do_sample: bool = False,
+                 temperature: float = 1.0, top_p: float = 1.0, top_k: int = 0, repetition_penalty: float = 1.0,
+                 seed: int | None = None, batch_size: int = 8) -> list[list[int]]:
+    """The answer's token ids to each prompt (token ids), ``batch_size`` prompts at a time, left-padded so that
+    every row continues from its right end; each answer ends before its first end-of-sequence token.
+    ``do_sample=False`` decodes greedily; sampling is reproducible when ``seed`` is given."""
+    pad = tokenizer.pad_token_id
+    config_ends = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    config_ends = config_ends if isinstance(config_ends, list) else [config_ends]
+    ends = [e for e in dict.fromkeys([tokenizer.eos_token_id, *config_ends]) if e is not None]  # any of them ends
+    kwargs = {"max_new_tokens": max_new_tokens, "do_sample": do_sample, "pad_token_id": pad, "eos_token_id": ends,
+              "repetition_penalty": repetition_penalty}
+    if do_sample:
         kwargs.update(temperature=temperature, top_p=top_p, top_k=top_k)
     else:
         kwargs.update(temperature=None, top_p=None, top_k=None)
+    device = next(model.parameters()).device
     was_training = model.training
     inference_mode(model)
+    answers: list[list[int]] = []
     try:
         with torch.random.fork_rng(devices=[]), torch.no_grad():
             if seed is not None:
                 torch.manual_seed(seed)
-            output = model.generate(**batch, **kwargs)
+            for start in range(0, len(prompts), batch_size):
+                part = prompts[start: start + batch_size]
+                width = max(map(len, part))
+                ids = torch.tensor([[pad] * (width - len(p)) + list(p) for p in part], device=device)
+                mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in part], device=device)
+                output = model.generate(input_ids=ids, attention_mask=mask, **kwargs)
+                for row in output[:, width:].tolist():
+                    cut = next((i for i, token in enumerate(row) if token in ends), len(row))
+                    answers.append(row[:cut])
     finally:
         if was_training:
             training_mode(model)
-    new = output[:, batch["input_ids"].shape[1]:]
-    answers = [tokenizer.decode(row, skip_special_tokens=True).strip() for row in new]
-    return answers[0] if single else answers
+    return answers
 
 
 def inference_mode(model) -> None:

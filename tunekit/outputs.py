@@ -23,7 +23,20 @@ LOG_NAME = "trainer_log.jsonl"
 OUTPUTS = ("checkpoint-*", "training_*.png", "*_results.json", "trainer_state.json", "adapter_*",
            "model*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
            "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md",
-           "value_head.safetensors", "pissa_init", "pissa_converted", LOG_NAME)
+           "value_head.safetensors", "pissa_init", "pissa_converted", "generated_predictions.jsonl", LOG_NAME)
+
+
+def save_results(output_dir: str | os.PathLike, split: str, metrics: dict) -> None:
+    """``{split}_results.json`` (eval, predict), and the same keys merged into ``all_results.json``, as the
+    transformers Trainer's ``save_metrics`` writes them."""
+    import json
+
+    folder = Path(output_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{split}_results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    merged = folder / "all_results.json"
+    everything = json.loads(merged.read_text()) if merged.is_file() else {}
+    merged.write_text(json.dumps(everything | metrics, indent=2, sort_keys=True) + "\n")
 
 
 def checkpoint_step(path: str | os.PathLike) -> int:
@@ -39,7 +52,9 @@ def last_checkpoint(output_dir: str | os.PathLike) -> str | None:
 
 
 def check_output_dir(cfg: Config) -> None:
-    """Refuse to write over results unless ``overwrite_output_dir`` (or when resuming)."""
+    """Refuse to write over results unless ``overwrite_output_dir`` (or when resuming). A run that does not train
+    only adds its result files (``eval_results.json``, ``predict_results.json``, ``generated_predictions.jsonl``),
+    so it may write into any folder, the trained one included."""
     out = Path(cfg.output_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output_dir={cfg.output_dir!r} is a file, not a folder; choose another output_dir")
@@ -47,6 +62,8 @@ def check_output_dir(cfg: Config) -> None:
     if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise ConfigError(f"output_dir={cfg.output_dir!r} cannot be written ({existing} is not a writable folder); "
                           "choose another output_dir")
+    if not cfg.do_train:  # evaluation and prediction write their own result files and remove nothing
+        return
     if not out.is_dir() or not any(out.iterdir()) or cfg.overwrite_output_dir or cfg.resume_from_checkpoint:
         return
     last = last_checkpoint(out)

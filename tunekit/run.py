@@ -22,7 +22,8 @@ from .config import Config, comma_list, read_config, validate
 from .data import check_datasets
 from .distributed import is_main_process, say, world_size
 from .errors import ConfigError, TrainingError, error_reason, warn
-from .outputs import check_output_dir, checkpoint_step, last_checkpoint_words, prepare_output_dir, resume_point
+from .outputs import (check_output_dir, checkpoint_step, last_checkpoint_words, prepare_output_dir, resume_point,
+                      save_results)
 from .stages import STAGES, Parts, Stage, stage_of
 
 
@@ -37,8 +38,27 @@ def load_config(source: str | os.PathLike | dict | Config | None = None, *args: 
     raw = read_config(source, *args, **overrides)
     import_first(raw)
     cfg = validate(raw)
-    stage_of(cfg).check(cfg)
+    stage = stage_of(cfg)
+    stage.check(cfg)
+    check_evaluation(cfg, stage)
     return cfg
+
+
+def check_evaluation(cfg: Config, stage: Stage) -> None:
+    """``do_predict`` and ``predict_with_generate`` against what the stage can predict (as LLaMA-Factory's rules)."""
+    generating = [s.name for s in STAGES.values() if s.predict == "generate"]
+    if cfg.predict_with_generate and stage.predict != "generate":
+        raise ConfigError(f"predict_with_generate: true generates answers, which stage {' or '.join(generating)} "
+                          f"does; stage={cfg.stage} evaluates with do_eval: true")
+    if not cfg.do_predict:
+        return
+    if stage.predict is None:
+        predicting = " and ".join(f"{s.name} ({'answers' if s.predict == 'generate' else 'scores'})"
+                                  for s in STAGES.values() if s.predict)
+        raise ConfigError(f"do_predict: true writes predictions for stage {predicting}; stage={cfg.stage} "
+                          "evaluates with do_eval: true")
+    if stage.predict == "generate" and not cfg.predict_with_generate:
+        raise ConfigError(f"do_predict: true with stage={cfg.stage} generates answers; set predict_with_generate: true")
 
 
 def load_data(cfg: Config | str | dict, tokenizer):
@@ -121,8 +141,11 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
     if reward_fn is not None and stage.rewards is None:
         stages = " or ".join(s.name for s in STAGES.values() if s.rewards is not None)
         raise ConfigError(f"reward_fn is only used by stage: {stages} (this config has stage={cfg.stage!r})")
-    preprocess_only = bool(cfg.tokenized_path) and not saved_rows_exist(cfg.tokenized_path)
-    if cfg.do_train and (preprocess_only or not cfg.tokenized_path):
+    if not (cfg.do_train or cfg.do_eval or cfg.do_predict):
+        raise ConfigError("do_train, do_eval and do_predict are all false, so there is nothing to run; set do_train: "
+                          "true to train, or do_eval / do_predict: true to evaluate or predict on held-out rows")
+    preprocess_only = cfg.do_train and bool(cfg.tokenized_path) and not saved_rows_exist(cfg.tokenized_path)
+    if preprocess_only or not (cfg.do_train and cfg.tokenized_path):
         check_datasets(cfg)  # a data set that is not there is answered before torch is imported
     import torch
 
@@ -135,7 +158,7 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
         )
     if not preprocess_only:  # a preprocessing run writes nothing into output_dir
         check_output_dir(cfg)
-    resume = None if preprocess_only else resume_point(cfg)
+    resume = resume_point(cfg) if cfg.do_train and not preprocess_only else None
     rewards = stage.rewards(cfg, reward_fn) if stage.rewards is not None else None
     bf16_ok = cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     return Plan(cfg=cfg, stage=stage, backend=backend, processes=world_size(), resume=resume, rewards=rewards,
@@ -297,18 +320,26 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
 
     set_seed(cfg.seed)
     model, tokenizer = load_model(cfg, stage=stage, tokenizer=tokenizer, backend=p.backend)
-    if is_main_process():
+    if is_main_process() and cfg.do_train:
         prepare_output_dir(cfg, p.resume)
-    p.gradient_checkpointing = gradient_checkpointing(p, model, data)
-    log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(p.resume) if p.resume else 0)
+    p.gradient_checkpointing = cfg.do_train and gradient_checkpointing(p, model, data)
+    # the log of a training run (a run that only evaluates leaves the trained folder's log as it is)
+    log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(p.resume) if p.resume else 0) if cfg.do_train else None
     callbacks = list(callbacks or [])
     if not any(isinstance(c, StopCallback) for c in callbacks):
         callbacks.append(StopCallback())  # Ctrl-C asks it for a clean stop
-    if cfg.pissa_convert and is_main_process():  # the starting adapter, to convert the trained one against
+    if cfg.pissa_convert and cfg.do_train and is_main_process():  # the starting adapter, to convert the trained one
         model.save_pretrained(os.path.join(cfg.output_dir, PISSA_INIT))
     args = p.training_args("eval" in data) | extras.galore_args(cfg, linear_module_names(model))
-    trainer = stage.build(Parts(cfg=cfg, args=args, model=model, tokenizer=tokenizer, data=data,
-                                callbacks=[log, *callbacks], rewards=p.rewards, mixins=extras.mixins(cfg)))
+    given = data if "train" in data else data | {"train": data["eval"]}  # trl's trainers want a training set: a
+    # run that does not train hands them the held-out rows, and never steps through them
+    trainer = stage.build(Parts(cfg=cfg, args=args, model=model, tokenizer=tokenizer, data=given,
+                                callbacks=[c for c in (log, *callbacks) if c is not None], rewards=p.rewards,
+                                mixins=extras.mixins(cfg)))
+    if not cfg.do_train:  # measured against the model without the adapter, not against a copy of the adapter
+        from .stages.preference import drop_reference_adapter
+
+        drop_reference_adapter(trainer.model)
     if not progress:
         from transformers.trainer_callback import PrinterCallback, ProgressCallback
         from transformers.utils.notebook import NotebookProgressCallback
@@ -319,8 +350,9 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
 
     unit = "sequences (packed)" if stage.packed(cfg) else "rows"
     processes = f"; {p.processes} processes" if p.processes > 1 else ""
+    rows_said = f"{len(data['train'])} training {unit}" if "train" in data else f"{len(data['eval'])} held-out {unit}"
     say(f"[tunekit] stage={cfg.stage} model={cfg.model_name_or_path} {trainable_summary(trainer.model)}; "
-        f"{len(data['train'])} training {unit}{processes}")
+        f"{rows_said}{processes}")
     return Built(trainer=trainer, tokenizer=tokenizer, data=data, log=log)
 
 
@@ -344,8 +376,32 @@ class TrainResult:
 
 
 def fit(p: Plan, built: Built) -> TrainResult:
-    """Train (Ctrl-C and Stop end at a step with a checkpoint; a NaN loss or an overflow is a
-    ``TrainingError`` that names the last good checkpoint), evaluate on the eval split, save, plot."""
+    """Train (Ctrl-C and Stop end at a step with a checkpoint; a NaN loss or an overflow is a ``TrainingError``
+    that names the last good checkpoint), evaluate on the eval split, save, plot; then, as the config asks,
+    ``do_eval`` (``eval_results.json``) and ``do_predict`` (``predict.py``). A run with ``do_train: false``
+    only evaluates and predicts, and writes nothing but those result files."""
+    cfg, trainer = p.cfg, built.trainer
+    metrics, stopped, plots = {}, False, []
+    if cfg.do_train:
+        metrics, stopped, plots = _train(p, built)
+    if cfg.do_eval:
+        if not cfg.do_train:
+            metrics.update(evaluate_held_out(p, trainer))
+        evaluated = {k: v for k, v in metrics.items() if k.startswith("eval_") or k == "perplexity"}
+        if is_main_process():
+            save_results(cfg.output_dir, "eval", evaluated)
+        say("[tunekit] held-out evaluation: " + ", ".join(f"{k} {v:.4g}" for k, v in evaluated.items()
+                                                          if isinstance(v, (int, float)) and not k.endswith("_second")))
+    if cfg.do_predict:
+        from .predict import predict
+
+        metrics.update(predict(p, built))
+    return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(built.log.path) if built.log else "",
+                       plots=plots, model=trainer.model, tokenizer=built.tokenizer, trainer=trainer, stopped=stopped)
+
+
+def _train(p: Plan, built: Built) -> tuple[dict, bool, list[str]]:
+    """Train, evaluate on the eval split, save, plot: (metrics, stopped early?, plot paths)."""
     from .callbacks import plot_metrics
     from .safety import save_outputs
     from .stages.preference import drop_reference_adapter
@@ -375,7 +431,8 @@ def fit(p: Plan, built: Built) -> TrainResult:
     if "eval" in built.data:  # a final evaluation, as LLaMA-Factory does whenever there is an eval split ...
         done = [r for r in trainer.state.log_history if "eval_loss" in r and r.get("step") == trainer.state.global_step]
         # ... unless eval_steps has just run one at this very step
-        metrics.update({k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate())
+        final = {k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate()
+        metrics.update(with_perplexity(p.stage, final))
     drop_reference_adapter(trainer.model)
     save_outputs(trainer, built.tokenizer, cfg.output_dir, metrics)
     if cfg.pissa_convert and is_main_process():  # the PiSSA adapter as a plain LoRA one, for any base loader
@@ -384,8 +441,23 @@ def fit(p: Plan, built: Built) -> TrainResult:
             cfg.output_dir, PISSA_INIT))
         say(f"[tunekit] the PiSSA adapter converted to a plain LoRA adapter: {converted}")
     plots = [str(x) for x in plot_metrics(cfg.output_dir, list(p.stage.metrics))] if cfg.plot_loss else []
-    return TrainResult(output_dir=cfg.output_dir, metrics=metrics, log_path=str(built.log.path), plots=plots,
-                       model=trainer.model, tokenizer=built.tokenizer, trainer=trainer, stopped=stopped)
+    return metrics, stopped, plots
+
+
+def evaluate_held_out(p: Plan, trainer) -> dict:
+    """The stage's evaluation of the held-out rows, batched (``per_device_eval_batch_size``): held-out loss and
+    perplexity (pt, sft), pairwise accuracy (rm), reward accuracy and margins (dpo, kto; against the model
+    without the adapter), reward and KL (ppo, grpo)."""
+    return with_perplexity(p.stage, trainer.evaluate())
+
+
+def with_perplexity(stage: Stage, metrics: dict) -> dict:
+    """``metrics`` with ``perplexity`` (exp of ``eval_loss``) for a stage that reports it, as LLaMA-Factory's pt does."""
+    import math
+
+    if not stage.perplexity or "eval_loss" not in metrics:
+        return metrics
+    return metrics | {"perplexity": math.exp(metrics["eval_loss"]) if metrics["eval_loss"] < 700 else float("inf")}
 
 
 def _close_progress_bars(trainer) -> None:

@@ -25,21 +25,26 @@ IGNORE_INDEX = -100
 
 def load_rows(cfg: Config, kind: str, tokenizer=None) -> datasets.DatasetDict:
     """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each): "train", and "eval"
-    from ``eval_dataset`` or else split off by ``val_size``. With a ``tokenizer``, a ``DataError``
+    from ``eval_dataset`` or else split off by ``val_size`` (the same rows whether or not the run trains); a run
+    that does not train (``do_train: false``) gets "eval" alone. With a ``tokenizer``, a ``DataError``
     when every conversation is longer than ``cutoff_len``, and preference and KTO rows cut to fit it."""
     import datasets  # here, not at the top: importing tunekit (and checking a config) stays quick
 
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
-    rows = _rows(cfg, cfg.datasets, kind)
-    if tokenizer is not None and kind == "chat":
-        check_fits(cfg, rows, tokenizer)
-    rows = _fit(cfg, rows, kind, tokenizer)
-    train = datasets.Dataset.from_list(rows)
     if cfg.eval_dataset:
-        evaluation = datasets.Dataset.from_list(_fit(cfg, _rows(cfg, cfg.eval_datasets, kind), kind, tokenizer))
+        evaluation = datasets.Dataset.from_list(_fit(cfg, _rows(cfg, cfg.eval_datasets, kind, "eval_dataset"), kind,
+                                                    tokenizer))
+        if not cfg.do_train:  # evaluation or prediction alone: the training rows are not read
+            return datasets.DatasetDict({"eval": evaluation})
+    rows = _rows(cfg, cfg.datasets, kind)
+    if tokenizer is not None and kind == "chat" and cfg.do_train:
+        check_fits(cfg, rows, tokenizer)
+    train = datasets.Dataset.from_list(_fit(cfg, rows, kind, tokenizer))
+    if cfg.eval_dataset:
         return datasets.DatasetDict({"train": train, "eval": evaluation})
-    return _split(cfg, train)
+    parts = _split(cfg, train)
+    return parts if cfg.do_train else datasets.DatasetDict({"eval": parts["eval"]})
 
 
 def _fit(cfg: Config, rows: list[dict], kind: str, tokenizer) -> list[dict]:
@@ -63,7 +68,7 @@ def check_datasets(cfg: Config) -> None:
             data_files(entry)
 
 
-def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:
+def _rows(cfg: Config, names: list[str], kind: str, key: str = "dataset") -> list[dict]:
     fill = {"name": cfg.identity_name, "author": cfg.identity_author}
     rows: list[dict] = []
     for name in names:
@@ -76,7 +81,7 @@ def _rows(cfg: Config, names: list[str], kind: str) -> list[dict]:
             raw = raw[: cfg.max_samples]
         if not raw:
             raise DataError(f"dataset {name!r} has no rows; add rows to {entry.folder / (entry.file_name or '')}")
-        rows.extend(convert(entry, raw, kind, fill))
+        rows.extend(convert(entry, raw, kind, fill, key))
     if any("tools" in row for row in rows):  # one schema for all rows: sets without tools get None
         rows = [{**row, "tools": row.get("tools")} for row in rows]
     return rows

@@ -40,8 +40,9 @@ def entry_kind(entry: DatasetEntry) -> str:
     return "chat"
 
 
-def convert(entry: DatasetEntry, rows: list[dict], kind: str, fill: dict[str, str]) -> list[dict]:
-    """Convert ``rows`` of ``entry`` to canonical rows of ``kind``. Raises ``DataError`` naming the row."""
+def convert(entry: DatasetEntry, rows: list[dict], kind: str, fill: dict[str, str], key: str = "dataset") -> list[dict]:
+    """Convert ``rows`` of ``entry`` to canonical rows of ``kind``. Raises ``DataError`` naming the row (and ``key``,
+    the config key that names the set: ``dataset`` or ``eval_dataset``)."""
     out = []
     for number, row in enumerate(rows, 1):
         try:
@@ -51,7 +52,7 @@ def convert(entry: DatasetEntry, rows: list[dict], kind: str, fill: dict[str, st
                 messages, extra = _sharegpt(entry, row)
             out.append(_shape(kind, messages, extra, fill))
         except _RowError as err:
-            raise DataError(f"dataset {entry.name!r} row {number}: {err}") from None
+            raise DataError(f"{key} {entry.name!r} row {number}: {err}") from None
     return out
 
 
@@ -159,7 +160,8 @@ def _check_order(messages: list[dict], ends_with: str) -> None:
         raise _RowError("the conversation is empty")
     last = body[-1]["role"]
     if ends_with == "assistant" and last not in ANSWER_ROLES:
-        raise _RowError("the conversation must end with an assistant answer")
+        raise _RowError("the conversation must end with an assistant answer (the answer to learn, or to score "
+                        "predictions against); give every row its answer")
     if ends_with == "user" and last not in ("user", "tool"):
         raise _RowError("a preference prompt must end with the user's turn (chosen/rejected are the answers)")
 

@@ -48,6 +48,8 @@ class Stage:
     plain_loading: str | None = None  # why backend: unsloth still loads its model with plain transformers
     rewards: Callable[..., Any] | None = None  # (cfg, reward_fn) -> its reward function(s), checked before loading
     config_keys: tuple[str, ...] = ()  # keys of its own that the ConfigPanel shows (pref_beta, ...)
+    predict: str | None = None  # what do_predict writes per held-out row: "generate" (answers) or "score" (rewards)
+    perplexity: bool = False  # does its evaluation report perplexity (the exp of the held-out loss)?
 
 
 @dataclass

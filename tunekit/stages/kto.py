@@ -22,7 +22,7 @@ from .preference import precompute_reference, split_fresh_adapter
 def prepare(cfg: Config, tokenizer):
     """Unpaired rows: ``prompt`` (messages), ``completion`` (one assistant message) and ``label``."""
     rows = load_rows(cfg, "unpaired", tokenizer)
-    labels = rows["train"]["label"]
+    labels = next(iter(rows.values()))["label"]  # the training rows (the held-out ones alone when not training)
     if all(labels) or not any(labels):
         kind = "good (true)" if all(labels) else "bad (false)"
         warn(f"dataset {cfg.dataset!r} has only {kind} answers; KTO learns most from both kinds")
@@ -54,10 +54,10 @@ def build(p: Parts):
     args = KTOConfig(**only_known(KTOConfig, at_least_two_per_batch(p.args)), beta=cfg.pref_beta,
                      desirable_weight=cfg.kto_chosen_weight, undesirable_weight=cfg.kto_rejected_weight,
                      max_length=cfg.cutoff_len,
-                     precompute_ref_log_probs=precompute_reference(cfg, len(p.data["train"])))
+                     precompute_ref_log_probs=precompute_reference(cfg, len(p.data.get("train") or [])))
     model, peft_config = split_fresh_adapter(cfg, p.model)
     return safe(KTOTrainer, *p.mixins)(model=model, ref_model=None, args=args, peft_config=peft_config,
-                            train_dataset=p.data["train"], eval_dataset=p.data.get("eval"),
+                            train_dataset=p.data.get("train"), eval_dataset=p.data.get("eval"),
                             processing_class=p.tokenizer, callbacks=p.callbacks)
 
 

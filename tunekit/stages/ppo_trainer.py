@@ -278,11 +278,21 @@ class PPOTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Mean reward of sampled responses to (up to 64) held-out prompts."""
+        """Mean reward of sampled responses to (up to 64) held-out prompts, and their mean KL from the reference
+        (the sum over each response's tokens of log pi - log pi_ref, the penalty the rewards pay in training)."""
         rows = list(self.eval_prompts)[:64]
-        _, texts = self._sample([self._encode(row["prompt"]) for row in rows])
+        prompts = [self._encode(row["prompt"]) for row in rows]
+        responses, texts = self._sample(prompts)
         scores = self.reward_fn([row["prompt"][-1]["content"] for row in rows], texts)
-        metrics = {"eval_reward": sum(map(float, scores)) / max(len(scores), 1)}
+        kl = []
+        size = self.args.per_device_eval_batch_size
+        self.model.eval()
+        for start in range(0, len(prompts), size):
+            ids, attn, mask, p_len = self._pad(prompts[start: start + size], responses[start: start + size])
+            logprobs = self._forward(self.model, ids, attn, p_len, values=False)[0]
+            kl += ((logprobs - self._reference_logprobs(ids, attn, p_len)) * mask).sum(1).tolist()
+        metrics = {"eval_reward": sum(map(float, scores)) / max(len(scores), 1),
+                   "eval_kl": sum(kl) / max(len(kl), 1)}
         self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=metrics)
         return metrics
 

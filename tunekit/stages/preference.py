@@ -33,6 +33,8 @@ def drop_reference_adapter(model) -> None:
 def precompute_reference(cfg: Config, n_rows: int) -> bool:
     """Whether the reference log-probs are computed once per row before training and cached: when the
     user says so, else when the run sees each row more than once (the reference never changes)."""
+    if not cfg.do_train:  # evaluation alone: each row is seen once
+        return False
     if cfg.precompute_ref_log_probs is not None:
         return cfg.precompute_ref_log_probs
     per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world_size()

@@ -50,6 +50,6 @@ def build(p: Parts):
 
 
 STAGE = Stage(
-    name="pt", rows="text", prepare=prepare, build=build, show=show, packed=packed,
+    name="pt", rows="text", prepare=prepare, build=build, show=show, packed=packed, perplexity=True,
     metrics=("loss", "eval_loss", "grad_norm"), chart=("grad_norm",),
 )

@@ -32,7 +32,7 @@ def build(p: Parts):
 
 STAGE = Stage(
     name="rm", rows="pairwise", prepare=prepare, build=build, show=views.pairwise, head="score",
-    sequences_per_row=2, plain_loading="Unsloth has no reward-model support",
+    sequences_per_row=2, plain_loading="Unsloth has no reward-model support", predict="score",
     metrics=("loss", "accuracy", "margin", "eval_loss", "eval_accuracy", "eval_margin"),
     chart=("accuracy", "margin", "eval_accuracy"),
 )

@@ -75,7 +75,8 @@ def build(p: Parts):
 
 
 STAGE = Stage(
-    name="sft", rows="chat", prepare=prepare, build=build, show=views.chat, packed=packed,
+    name="sft", rows="chat", prepare=prepare, build=build, show=views.chat, packed=packed, predict="generate",
+    perplexity=True,
     fused_lm_head=lambda cfg: True,
     metrics=("loss", "eval_loss", "mean_token_accuracy", "grad_norm"),
     chart=("mean_token_accuracy", "eval_mean_token_accuracy"),
