@@ -25,7 +25,7 @@ _LAZY = {
     "load_data": "run", "train": "run", "TrainResult": "run", "plan": "run", "build": "run", "fit": "run",
     "STAGES": "stages",
     "load_rows": "data", "generate": "generation", "read_log": "callbacks", "plot_metrics": "callbacks",
-    "StopCallback": "callbacks",
+    "StopCallback": "callbacks", "evaluate": "evaluation", "EvalResult": "evaluation",
 }
 __all__ = ["Config", "ConfigError", "DataError", "TrainingError", "TunekitError", "load_config", *_LAZY]
 

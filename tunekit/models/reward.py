@@ -13,14 +13,15 @@ from ..errors import ConfigError
 from .load import load_model
 
 
-def reward_model_config(path: str | None) -> Config:
+def reward_model_config(path: str | None, key: str = "reward_model") -> Config:
     """How to load the reward model saved in ``path``, from its files alone (a quick check before any
-    loading): a ``ConfigError`` when ``path`` is not the output of an rm run."""
+    loading): a ``ConfigError`` naming ``key`` (the config key or argument that gave ``path``, e.g. ``judge``)
+    when ``path`` is not the output of an rm run."""
     folder = Path(path or "")
     fix = "give the output_dir of a stage: rm run"
-    not_rm = f"reward_model={path!r} is {{}}, not a reward model; {fix}"
+    not_rm = f"{key}={path!r} is {{}}, not a reward model; {fix}"
     if not path or not folder.exists():
-        raise ConfigError(f"reward_model={path!r} does not exist; {fix}")
+        raise ConfigError(f"{key}={path!r} does not exist; {fix}")
     if (folder / "adapter_config.json").is_file():
         adapter = json.loads((folder / "adapter_config.json").read_text())
         if adapter.get("task_type") != "SEQ_CLS":
@@ -32,14 +33,14 @@ def reward_model_config(path: str | None) -> Config:
         if not any(a.endswith("ForSequenceClassification") for a in architectures):
             raise ConfigError(not_rm.format("a language model"))
         return parse_config({"model_name_or_path": str(folder), "do_train": False, "finetuning_type": "full"})
-    raise ConfigError(f"reward_model={path!r} is not the output_dir of an rm run (no adapter_config.json or "
+    raise ConfigError(f"{key}={path!r} is not the output_dir of an rm run (no adapter_config.json or "
                       f"config.json); {fix}")
 
 
-def load_reward_model(path: str):
+def load_reward_model(path: str, key: str = "reward_model"):
     """A reward model saved by the rm stage (LoRA adapter + head, or a full model) and its tokenizer,
-    ready for ``tk.score``."""
-    cfg = reward_model_config(path)
+    ready for ``tk.score``; ``key`` names where ``path`` came from in the error when it is not one."""
+    cfg = reward_model_config(path, key)
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()
