@@ -7,7 +7,7 @@ import pytest
 import tunekit as tk
 from conftest import ROOT
 
-TRAINING = [p for p in sorted((ROOT / "examples").glob("*.yaml")) if "merge" not in p.name]
+TRAINING = [p for p in sorted((ROOT / "examples").glob("*.yaml")) if "merge" not in p.name and "predict" not in p.name]
 
 
 @pytest.mark.parametrize("path", TRAINING, ids=lambda p: p.stem)
@@ -26,3 +26,13 @@ def test_example_trains_on_the_tiny_model(path, tmp_path):
 def test_merge_example_names_the_adapter_to_merge():
     cfg = tk.load_config(ROOT / "examples" / "merge_lora.yaml")
     assert cfg.adapter_name_or_path and cfg.export_dir and not cfg.do_train
+
+
+def test_predict_example_predicts_without_training(tmp_path):
+    out = tmp_path / "predict"
+    cfg = tk.load_config(ROOT / "examples" / "sft_lora_predict.yaml", model_name_or_path="tiny-random-llama",
+                         adapter_name_or_path=None, max_samples=2, max_new_tokens=4, output_dir=str(out))
+    assert cfg.do_predict and not cfg.do_train
+    tk.train(cfg)
+    assert (out / "generated_predictions.jsonl").is_file() and (out / "predict_results.json").is_file()
+    assert not (out / "adapter_config.json").exists()

@@ -8,7 +8,8 @@ and the row's other columns come as keywords (``answer``: the data set's answer 
 returns one number per completion (``None``: not applicable, left out of the mean).
 
 Built-in checks: ``accuracy`` and ``format`` (GSM8K style ``#### <number>``, from ``tunekit/rewards.py``),
-and ``name`` (the answer names ``identity_name``, the model's name in the bundled ``identity`` set).
+and ``name`` (the answer names ``identity_name``, the model's name in the bundled ``identity`` set; rows whose
+own answer does not name it are left out).
 Any other check is a ``module:function`` path. With no ``checks=``, a data set brings its own:
 ``math_demo`` -> accuracy, format; ``identity`` -> name.
 """
@@ -32,11 +33,14 @@ CALLED_AS = ("it is called as GRPO reward functions are, fn(prompts=[...], compl
 
 
 def name_check(identity_name: str):
-    """``name``: 1.0 when the answer names ``identity_name`` (as a word, any case), else 0.0."""
+    """``name``: 1.0 when the answer names ``identity_name`` (as a word, any case), else 0.0; ``None`` (not
+    applicable) for a row whose own answer does not name it, so a mixed set is scored on its identity rows."""
     pattern = re.compile(rf"(?<!\w){re.escape(identity_name)}(?!\w)", re.IGNORECASE)
 
-    def name(completions, **kwargs) -> list[float]:
-        return [1.0 if pattern.search(rewards.text_of(c)) else 0.0 for c in completions]
+    def name(completions, answer=None, **kwargs) -> list[float | None]:
+        references = answer if answer is not None else [None] * len(completions)
+        return [None if reference is not None and not pattern.search(str(reference)) else
+                1.0 if pattern.search(rewards.text_of(c)) else 0.0 for c, reference in zip(completions, references)]
 
     return name
 
