@@ -1,6 +1,7 @@
 """Every notebook runs headless, top to bottom, in smoke mode (TUNEKIT_SMOKE=1: the tiny model, two steps).
 
 They run in order in one folder, as a workshop would: 04_ppo finds 03's reward model, 05_dpo 02's adapter.
+Each stage notebook (01-07) ends with ``tk.evaluate``: a before/after on held-out rows, in saves/<stem>/eval.
 """
 
 import json
@@ -56,6 +57,13 @@ def test_notebook_runs_in_smoke_mode(path, workshop, monkeypatch):
     assert (run / "trainer_log.jsonl").is_file()
     records = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines()]
     assert records[-1]["step"] == 2
+    if path.stem != "00_quickstart":  # every stage notebook ends with a before/after on held-out rows
+        assert "## Before and after, on held-out rows" in "".join(c.source for c in notebook.cells)
+        measured = json.loads((run / "eval" / "eval_results.json").read_text())
+        assert measured["rows"] > 0
+        assert any(sides.get("base") is not None and sides.get("tuned") is not None
+                   for sides in measured["measures"].values()), measured
+        assert "held-out rows" in text  # evaluation.table() printed
 
 
 def yaml_of(folder: Path, stem: str) -> dict:

@@ -23,7 +23,8 @@ LOG_NAME = "trainer_log.jsonl"
 OUTPUTS = ("checkpoint-*", "training_*.png", "*_results.json", "trainer_state.json", "adapter_*",
            "model*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
            "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md",
-           "value_head.safetensors", "pissa_init", "pissa_converted", "generated_predictions.jsonl", LOG_NAME)
+           "value_head.safetensors", "pissa_init", "pissa_converted", "generated_predictions.jsonl",
+           "eval", LOG_NAME)  # eval/: tk.evaluate's before/after of the run
 
 
 def save_results(output_dir: str | os.PathLike, split: str, metrics: dict) -> None:
