@@ -96,3 +96,14 @@ def test_adapter_name_or_path_continues_from_a_saved_adapter(tiny):
     assert all(p.requires_grad for p in loaded.values())  # trainable, to go on training
     with pytest.raises(tk.ConfigError, match="adapter_name_or_path"):
         tk.load_model({**tiny, "adapter_name_or_path": first.output_dir + "-missing"})
+
+
+def test_score_takes_a_user_turn_or_a_whole_conversation():
+    model, tokenizer = tk.load_model({"model_name_or_path": "tiny-random-llama", "do_train": False,
+                                      "finetuning_type": "full"}, head="score")
+    turn = [{"role": "user", "content": "And in French?"}]
+    earlier = [{"role": "user", "content": "How do I say thank you?"}, {"role": "assistant", "content": "Thank you."}]
+    as_text, as_turn, with_history = (tk.score(model, tokenizer, [prompt], ["Merci."])[0]
+                                      for prompt in ("And in French?", turn, earlier + turn))
+    assert as_text == pytest.approx(as_turn)
+    assert with_history != pytest.approx(as_turn)  # the earlier turns are read, as the reward model trained on them

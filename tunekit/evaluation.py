@@ -466,7 +466,7 @@ def _evaluate_generator(cfg, data_cfg, stage, plan: _Plan, before: _Side, after:
 
             say(f"[tunekit] eval: judge = {plan.judge_rm}")
             judge, tokenizer = load_reward_model(plan.judge_rm, "judge")
-            questions = [_question(m) for m in messages]
+            questions = messages  # the whole conversation, earlier turns kept, as the reward model trained on it
             for side in ("base", "tuned"):
                 scores[side]["judge_score"] = score(judge, tokenizer, questions, answers[side], settings["batch_size"])
             del judge, tokenizer
@@ -534,15 +534,16 @@ def _evaluate_scorer(cfg, data_cfg, before: _Side, after: _Side, seed: int, batc
     from .rewards import text_of
 
     rows = load_rows(data_cfg, "pairwise", load_tokenizer(cfg))["eval"]
-    questions = [_question(r["prompt"]) for r in rows]
+    conversations = list(rows["prompt"])  # earlier turns kept, as the reward model trained on them
+    questions = [_question(c) for c in conversations]
     chosen, rejected = [text_of(r["chosen"]) for r in rows], [text_of(r["rejected"]) for r in rows]
     measures: dict[str, dict[str, float]] = {"pairwise_accuracy": {}}
     pairs: dict[str, list[tuple[float, float]]] = {}
     for side in (before, after):
         say(f"[tunekit] eval: {side.name} = {side.label}")
         model, tokenizer = _load_scorer(cfg, side, seed)
-        up = score(model, tokenizer, questions, chosen, batch_size)
-        down = score(model, tokenizer, questions, rejected, batch_size)
+        up = score(model, tokenizer, conversations, chosen, batch_size)
+        down = score(model, tokenizer, conversations, rejected, batch_size)
         pairs[side.name] = list(zip(up, down))
         measures["pairwise_accuracy"][side.name] = sum(1.0 if c > r else 0.5 if c == r else 0.0
                                                        for c, r in pairs[side.name]) / max(len(rows), 1)

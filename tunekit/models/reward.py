@@ -51,14 +51,15 @@ def load_reward_model(path: str, key: str = "reward_model"):
         hf_logging.set_verbosity(level)
     model.eval()
     return model, tokenizer
-def score(model, tokenizer, prompts: list[str], responses: list[str], batch_size: int = 8) -> list[float]:
-    """The reward model's scalar score of each (prompt, response) pair, as the rm stage saw them:
-    the chat template applied to a user turn and an assistant turn."""
+def score(model, tokenizer, prompts: list, responses: list[str], batch_size: int = 8) -> list[float]:
+    """The reward model's scalar score of each (prompt, response) pair, as the rm stage saw them: the chat
+    template applied to the prompt (a user turn's text, or a conversation's messages up to its last user
+    turn, earlier turns kept) and an assistant turn."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     texts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": p}, {"role": "assistant", "content": r}],
-                                      tokenize=False)
+        tokenizer.apply_chat_template([*([{"role": "user", "content": p}] if isinstance(p, str) else p),
+                                       {"role": "assistant", "content": r}], tokenize=False)
         for p, r in zip(prompts, responses)
     ]
     device = next(model.parameters()).device
