@@ -297,16 +297,12 @@ def read_config(source: str | os.PathLike | dict | Config | None = None, *args: 
         disable = _coerce("disable_gradient_checkpointing", raw.pop("disable_gradient_checkpointing"), bool)
         if disable and "gradient_checkpointing" not in raw:
             raw["gradient_checkpointing"] = False
-    if "do_train" not in raw and any(_is_true(raw.get(k)) for k in ("do_eval", "do_predict")):
+    if "do_train" not in raw and any(_convert(raw.get(k), bool) is True for k in ("do_eval", "do_predict")):
         raw["do_train"] = False  # LLaMA-Factory's default: a config that evaluates or predicts trains only if it says so
     if "use_unsloth" in raw:  # LLaMA-Factory's switch: true = backend: unsloth, false = backend: hf
         use = _coerce("use_unsloth", raw.pop("use_unsloth"), bool)
         raw.setdefault("backend", "unsloth" if use else "hf")
     return raw
-
-
-def _is_true(value: Any) -> bool:
-    return value is True or isinstance(value, str) and value.strip().lower() in _TRUE
 
 
 def _read_yaml(path: Path) -> dict:

@@ -17,6 +17,7 @@ import functools
 import math
 from pathlib import Path
 
+from .config import comma_list
 from .errors import ConfigError
 
 TASKS_DIR = Path(__file__).resolve().parent / "data" / "harness"
@@ -48,8 +49,7 @@ def _task_manager(include_defaults: bool):
 
 
 def _task_names(tasks: list[str] | str) -> list[str]:
-    names = tasks.split(",") if isinstance(tasks, str) else list(tasks)
-    names = [str(name).strip() for name in names if str(name).strip()]
+    names = comma_list(tasks if isinstance(tasks, str) else ",".join(map(str, tasks)))
     if not names:
         raise ConfigError("run_tasks: no task given (e.g. tasks=['arc_easy'] or 'tunekit_mc')")
     return names

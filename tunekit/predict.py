@@ -77,27 +77,15 @@ def _answers(cfg, model, tokenizer) -> tuple[list[dict], dict, int]:
 
 def _scores(cfg, trainer) -> tuple[list[dict], dict, int]:
     """The reward model's score of each held-out pair's chosen and rejected answer, tokenized as it trained."""
-    import torch
+    from .models import score_ids
 
     rows = trainer.eval_dataset
-    model = trainer.model
-    pad = trainer.processing_class.pad_token_id
-    device = next(model.parameters()).device
     size = cfg.per_device_eval_batch_size
-    chosen, rejected = [], []
-    model.eval()
-    with torch.no_grad():
-        for start in range(0, len(rows), size):
-            part = rows[start: start + size]
-            sequences = part["chosen_ids"] + part["rejected_ids"]
-            width = max(map(len, sequences))
-            ids = torch.tensor([s + [pad] * (width - len(s)) for s in sequences], device=device)
-            mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in sequences], device=device)
-            rewards = model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist()
-            chosen += rewards[: len(part["chosen_ids"])]
-            rejected += rewards[len(part["chosen_ids"]):]
+    rewards = score_ids(trainer.model, list(rows["chosen_ids"]) + list(rows["rejected_ids"]),
+                        trainer.processing_class.pad_token_id, size)
+    chosen, rejected = rewards[: len(rows)], rewards[len(rows):]
     margins = [c - r for c, r in zip(chosen, rejected)]
     metrics = {"accuracy": sum(m > 0 for m in margins) / max(len(margins), 1),
                "margin": sum(margins) / max(len(margins), 1)}
     lines = [{"chosen": round(c, 2), "rejected": round(r, 2)} for c, r in zip(chosen, rejected)]
-    return lines, metrics, -(-len(rows) // size)
+    return lines, metrics, -(-2 * len(rows) // size)

@@ -6,16 +6,16 @@
 - ``load.py``      ``load_tokenizer`` / ``load_model`` for a config (the one place models are loaded)
 - ``adapters.py``  ``finetuning_type``: LoRA (new, or continued from ``adapter_name_or_path``), freeze, full
 - ``unsloth.py``   loading through Unsloth's ``FastLanguageModel`` (``backend: unsloth``)
-- ``reward.py``    the rm stage's outputs: ``load_reward_model`` and ``score``
+- ``reward.py``    the rm stage's outputs: ``load_reward_model``, ``score`` and ``score_ids``
 """
 
 from .adapters import attach_adapters, linear_module_names, trainable_summary
 from .builtin import ALIASES, SMOLLM2, TINY, cache_home
 from .load import load_for_inference, load_model, load_tokenizer, quiet_loading
 from .resolve import resolve_model
-from .reward import load_reward_model, reward_model_config, score
+from .reward import load_reward_model, reward_model_config, score, score_ids
 from .unsloth import unsloth_checkpointing, unsloth_load_kwargs, unsloth_peft_kwargs
 
 __all__ = ["ALIASES", "SMOLLM2", "TINY", "attach_adapters", "cache_home", "linear_module_names", "load_for_inference",
            "load_model", "load_reward_model", "load_tokenizer", "quiet_loading", "resolve_model", "reward_model_config",
-           "score", "trainable_summary", "unsloth_checkpointing", "unsloth_load_kwargs", "unsloth_peft_kwargs"]
+           "score", "score_ids", "trainable_summary", "unsloth_checkpointing", "unsloth_load_kwargs", "unsloth_peft_kwargs"]

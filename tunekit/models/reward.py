@@ -62,16 +62,25 @@ def score(model, tokenizer, prompts: list, responses: list[str], batch_size: int
                                        {"role": "assistant", "content": r}], tokenize=False)
         for p, r in zip(prompts, responses)
     ]
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    return score_ids(model, ids, tokenizer.pad_token_id, batch_size)
+
+
+def score_ids(model, sequences: list[list[int]], pad_token_id: int, batch_size: int = 8) -> list[float]:
+    """The reward model's scalar score of each token sequence, ``batch_size`` at a time, right-padded (the
+    padding the rm stage trains with)."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     scores: list[float] = []
     try:
         with torch.no_grad():
-            for start in range(0, len(texts), batch_size):
-                batch = tokenizer(texts[start: start + batch_size], return_tensors="pt", padding=True,
-                                  add_special_tokens=False).to(device)
-                scores.extend(model(**batch).logits[:, 0].float().tolist())
+            for start in range(0, len(sequences), batch_size):
+                part = sequences[start: start + batch_size]
+                width = max(map(len, part))
+                ids = torch.tensor([list(s) + [pad_token_id] * (width - len(s)) for s in part], device=device)
+                mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in part], device=device)
+                scores.extend(model(input_ids=ids, attention_mask=mask).logits[:, 0].float().tolist())
     finally:
         model.train(was_training)
     return scores
