@@ -157,6 +157,25 @@ def test_a_template_of_another_format_than_the_tokenizers_warns_once_and_says_wh
         _generation_prompt("tiny-random-llama", template="qwen")  # the same (ChatML) format: nothing to say
 
 
+# SmolLM2's own template, in short: a default system prompt when the conversation has none.
+SYSTEM_PROMPT_TEMPLATE = (
+    "{% if messages[0]['role'] != 'system' %}{{ '<|im_start|>system\\nYou are a helpful bot<|im_end|>\\n' }}{% endif %}"
+    "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def test_template_chatml_renders_rows_as_llamafactory_does_without_the_tokenizers_system_prompt(tmp_path):
+    model = tiny_with_template(tmp_path / "smollm2-like", SYSTEM_PROMPT_TEMPLATE)
+    assert "You are a helpful bot" in _generation_prompt(model)  # no template key: the tokenizer's own
+    assert "You are a helpful bot" in _generation_prompt(model, template="smollm2")  # a name it keeps
+    assert _generation_prompt(model, template="chatml") == "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+    cfg = tk.load_config({"model_name_or_path": model, "dataset": "identity", "template": "chatml"})
+    tokenizer = tk.load_tokenizer(cfg)
+    row = tk.load_data(cfg, tokenizer)["train"][0]
+    assert tokenizer.decode(row["input_ids"]).startswith("<|im_start|>user\n")  # what trains has no system turn
+
+
 def test_tokenized_path_saves_the_rows_and_stops_then_trains_on_them(tiny, tmp_path):
     """LLaMA-Factory's preprocessing run (examples/train_lora/qwen3_preprocess.yaml): the first run saves the
     prepared rows and trains nothing; the next loads them without reading the data sets again."""

@@ -2,6 +2,8 @@
 
 - A tokenizer's own chat template is the model's real format, and it is used: a LLaMA-Factory config
   names a template in every file, and for a chat model that name mostly repeats what the tokenizer knows.
+  Except ``chatml`` and ``alpaca``, which LLaMA-Factory renders in place of the tokenizer's own, and so does
+  tunekit (``template: chatml`` adds no default system prompt).
   When the named format differs from the tokenizer's own (``template: llama3`` for a ChatML tokenizer),
   one warning says so, and which one is used.
 - A tokenizer without a template gets the named one where tunekit has it built in (``chatml`` and the
@@ -44,6 +46,9 @@ ALPACA = (
 )
 
 TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "alpaca": ALPACA, "default": CHATML}
+# Names whose format LLaMA-Factory renders in place of the tokenizer's own chat template (its
+# ``replace_jinja_template``): ``template: chatml`` on SmolLM2 adds no system prompt, where SmolLM2's own adds one.
+REPLACES = ("chatml", "alpaca")
 # LLaMA-Factory's template names (src/llamafactory/data/template.py registers these), so that its YAML files
 # are understood here; the text-only ones are the ones a tunekit run can use.
 LLAMAFACTORY = (
@@ -100,7 +105,9 @@ def ensure_chat_template(tokenizer, name: str | None, enable_thinking: bool = Tr
     own = tokenizer.chat_template
     if own and not isinstance(own, str):  # several named templates: the default one is rendered
         own = own.get("default") if isinstance(own, dict) else None
-    if own:
+    if own and key in REPLACES:
+        tokenizer.chat_template = TEMPLATES[key]  # as LLaMA-Factory renders these names: no default system prompt
+    elif own:
         marker = MARKERS.get(key) if key else None
         if marker and marker not in own:
             warn(f"template={name!r} is the {marker} format, but the tokenizer of this model has a chat template of "
