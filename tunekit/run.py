@@ -230,14 +230,29 @@ def gradient_checkpointing(p: Plan, model, data) -> bool:
         where = "available"
     free -= 12 * trainable  # gradients and AdamW's two moments, in fp32, not allocated yet
     on = need > free / 2
-    say(f"[tunekit] gradient checkpointing: {'on' if on else 'off'} (a batch's activations need about "
-        f"{need / 2**30:.1f} GiB; {max(free, 0) / 2**30:.1f} GiB {where}; set gradient_checkpointing to choose)")
+    if on:
+        say(f"[tunekit] gradient checkpointing: on (a batch's activations would need about {need / 2**30:.1f} GiB; "
+            f"{max(free, 0) / 2**30:.1f} GiB {where}; set gradient_checkpointing to choose)")
+    else:  # LLaMA-Factory's default is on: say what off costs in memory, and what it buys
+        say(f"[tunekit] gradient checkpointing: off, for speed (no forward pass recomputed in the backward one): it "
+            f"keeps about {need / 2**30:.1f} GiB of activations per batch that LLaMA-Factory's default (on) would "
+            f"recompute; {max(free, 0) / 2**30:.1f} GiB {where}; gradient_checkpointing: true trades them for time")
     return on
 
 
 # ---------------------------------------------------------------------------------------------
 # build
 # ---------------------------------------------------------------------------------------------
+
+
+def lm_head_mixin(p: Plan) -> tuple:
+    """``CompactLMHead`` for a stage whose trl trainer uses trl's fused LM head, on a machine without CUDA
+    (there trl's head scores every position and recomputes it in the backward pass: tunekit/lm_head.py)."""
+    from .backends import cuda_available
+    from .lm_head import CompactLMHead
+
+    return (CompactLMHead,) if p.stage.fused_lm_head(p.cfg) and not cuda_available() else ()
+
 
 
 PISSA_INIT = "pissa_init"  # in output_dir with pissa_convert: the adapter as it started
@@ -335,7 +350,7 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     # run that does not train hands them the held-out rows, and never steps through them
     trainer = stage.build(Parts(cfg=cfg, args=args, model=model, tokenizer=tokenizer, data=given,
                                 callbacks=[c for c in (log, *callbacks) if c is not None], rewards=p.rewards,
-                                mixins=extras.mixins(cfg)))
+                                mixins=extras.mixins(cfg) + lm_head_mixin(p)))
     if not cfg.do_train:  # measured against the model without the adapter, not against a copy of the adapter
         from .stages.preference import drop_reference_adapter
 
