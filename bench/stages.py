@@ -7,9 +7,10 @@
 
 For each stage, two fresh processes run the same config: one trains with ``tk.train``, the other runs
 a plain loop (forward, loss, backward, gradient clipping, AdamW; for dpo/kto the reference forward
-with the adapter disabled too) over the very batches tunekit's dataloader yields, on the same model
-and adapter. Each reports the median seconds per optimizer step after warm-up, the real (non-pad)
-tokens per second, and its peak RSS (sampled). tunekit runs here with ``packing: false`` (its sft
+with the adapter disabled too) over the very batches tunekit's dataloader yields, on the same weights
+and adapter settings: its own model, loaded afresh, which trl never patched (trl puts its fused LM head
+on the model it trains). Each reports the median seconds per optimizer step after warm-up, the real
+(non-pad) tokens per second, and its peak RSS (sampled). tunekit runs here with ``packing: false`` (its sft
 default), so that both sides do identical work; for sft more lines show tunekit with ``packing: true``
 (where the useful tokens per second is what changes) and with gradient checkpointing on, which is
 LLaMA-Factory's default. Rows go to ``bench/results-{quick,full}.json`` (``stage``,
@@ -212,9 +213,12 @@ def run_plain(cfg: dict, warmup: int) -> dict:
     import torch.nn.functional as F
 
     trainer, parsed = _trainer_for(cfg)
-    model = trainer.model
     stage, beta = parsed.stage, parsed.pref_beta
     batches = _batches(trainer, parsed.max_steps)
+    tokens = _useful_tokens(trainer, batches)
+    model = _own_model(parsed, trainer)  # not the trainer's: trl patched that one (its fused LM head)
+    del trainer
+    _release_memory()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=parsed.learning_rate, weight_decay=0.0)
     model.train()
@@ -259,8 +263,33 @@ def run_plain(cfg: dict, warmup: int) -> dict:
             first = first if first is not None else float(loss)
             ends.append(time.perf_counter())
     steps = [b - a for a, b in zip(ends, ends[1:])][warmup:]
-    return {"s_per_step": statistics.median(steps), "tokens_per_step": _useful_tokens(trainer, batches),
-            "peak_rss": rss.peak, "first_loss": first}
+    return {"s_per_step": statistics.median(steps), "tokens_per_step": tokens, "peak_rss": rss.peak,
+            "first_loss": first}
+
+
+def _own_model(parsed, trainer):
+    """The plain loop's model: loaded afresh by tunekit's loader (the same weights, the same LoRA adapter
+    settings; a fresh adapter starts at zero, so both sides start from the same loss), never handed to trl."""
+    from transformers import set_seed
+
+    from tunekit.models import load_model
+
+    set_seed(parsed.seed)
+    model, _ = load_model(parsed, tokenizer=trainer.processing_class, head="score" if parsed.stage == "rm" else None)
+    assert "forward" not in vars(getattr(model, "get_base_model", lambda: model)()), "a patched model"
+    return model
+
+
+def _release_memory() -> None:
+    """Free the trainer's model before timing, so that the plain loop's peak RSS is its own."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
 
 
 def _child(args) -> None:
