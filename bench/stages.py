@@ -137,6 +137,7 @@ def run_plain_ppo(cfg: dict, warmup: int) -> dict:
     import tunekit as tk
     from tunekit.models import load_model, load_tokenizer
     from tunekit.run import load_data
+    from tunekit.stages import ppo_math as ppo
     from tunekit.stages.ppo_trainer import encode_prompt
 
     parsed = tk.load_config(cfg)
@@ -328,6 +329,9 @@ def main() -> None:
               f"{'tokens/s plain':>16}{'RSS tk GiB':>12}{'RSS plain GiB':>15}")
     print(f"mode: {'full (smollm2-135m-instruct)' if args.full else 'quick (tiny-random-llama)'}")
     print(header)
+    out = HERE / f"results-{'full' if args.full else 'quick'}.json"
+    measured = set(args.stages.split(","))  # rows of stages not measured this time are kept
+    kept = [r for r in json.loads(out.read_text()) if r["stage"].split("+")[0] not in measured] if out.exists() else []
     for stage in args.stages.split(","):
         variants = [("", False, False)]
         if stage == "sft":
@@ -345,11 +349,12 @@ def main() -> None:
             print(f"{row['stage']:<12}{row['tunekit_s_per_step']:>15.3f}{row['plain_s_per_step']:>14.3f}"
                   f"{row['ratio']:>8.3f}{row['tunekit_tokens_per_s']:>13.0f}{row['plain_tokens_per_s']:>16.0f}"
                   f"{row['tunekit_peak_rss'] / 2**30:>12.2f}{row['plain_peak_rss'] / 2**30:>15.2f}", flush=True)
-    out = HERE / f"results-{'full' if args.full else 'quick'}.json"
-    measured = set(args.stages.split(","))  # rows of stages not measured this time are kept
-    kept = [r for r in json.loads(out.read_text()) if r["stage"].split("+")[0] not in measured] if out.exists() else []
-    out.write_text(json.dumps(kept + rows, indent=2) + "\n")
+            _write(out, kept + rows)  # after every row: a stage that fails later loses nothing measured
     print(f"written: {out}")
+
+
+def _write(out: Path, rows: list) -> None:
+    out.write_text(json.dumps(rows, indent=2) + "\n")
 
 
 if __name__ == "__main__":
