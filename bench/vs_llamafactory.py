@@ -159,20 +159,20 @@ def write_data(tokenizer, folder: Path) -> None:
 DATASET = {"sft": "bench_sft", "dpo": "bench_pairs", "rm": "bench_pairs", "kto": "bench_kto"}
 
 
-def write_yaml(stage: str, model: Path, steps: int, folder: Path) -> Path:
+def write_yaml(stage: str, model: Path, steps: int, path: Path) -> Path:
+    """The stage's YAML at ``path``, reading the data folder RUNS/data and writing under RUNS/out."""
     lines = [
         f"model_name_or_path: {model}", "trust_remote_code: true", "",
         f"stage: {stage}", "do_train: true", "finetuning_type: lora", "lora_target: all", "lora_rank: 8",
         "lora_alpha: 16", *(["pref_beta: 0.1", "pref_loss: sigmoid"] if stage == "dpo" else []),
         *(["pref_beta: 0.1"] if stage == "kto" else []), "",
-        f"dataset: {DATASET[stage]}", f"dataset_dir: {folder / 'data'}", "template: chatml", "cutoff_len: 256",
+        f"dataset: {DATASET[stage]}", f"dataset_dir: {RUNS / 'data'}", "template: chatml", "cutoff_len: 256",
         "max_samples: 200", "overwrite_cache: true", "",
-        f"output_dir: {folder / 'out'}", "logging_steps: 1", "save_steps: 100000", "overwrite_output_dir: true",
+        f"output_dir: {RUNS / 'out'}", "logging_steps: 1", "save_steps: 100000", "overwrite_output_dir: true",
         "report_to: none", "",
         "per_device_train_batch_size: 4", "gradient_accumulation_steps: 1", "learning_rate: 1.0e-4",
         f"max_steps: {steps}", "lr_scheduler_type: cosine", "warmup_ratio: 0.1",
     ]
-    path = folder / f"{stage}.yaml"
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -291,8 +291,7 @@ def main() -> None:
     for stage in args.stages.split(","):
         folder = RUNS / stage
         folder.mkdir(parents=True, exist_ok=True)
-        yaml = write_yaml(stage, model, args.steps, RUNS)
-        yaml = yaml.rename(folder / "bench.yaml")
+        yaml = write_yaml(stage, model, args.steps, folder / "bench.yaml")
         sides = {"llamafactory": [str(cli), "train", str(yaml)], "tunekit": [str(tunekit_cli), "train", str(yaml)]}
         runs = {name: [] for name in sides}
         order = [(r, name) for r in range(args.repeats) for name in sides]

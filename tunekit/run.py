@@ -254,7 +254,6 @@ def lm_head_mixin(p: Plan) -> tuple:
     return (CompactLMHead,) if p.stage.fused_lm_head(p.cfg) and not cuda_available() else ()
 
 
-
 PISSA_INIT = "pissa_init"  # in output_dir with pissa_convert: the adapter as it started
 ROWS_NOTE = "tunekit_rows.json"  # beside the saved rows: the stage and model they were prepared for
 
