@@ -34,6 +34,19 @@ def test_train_then_chat_then_export(tmp_path, tiny):
         assert torch.allclose(model(**prompt).logits, adapted(**prompt).logits, atol=1e-4)
 
 
+def test_export_of_a_reward_model_keeps_its_score_head(tmp_path, tiny):
+    """03_reward_model's closing cell prints this export line: the merged model must score as the adapter did."""
+    result = tk.train({**tiny, "stage": "rm", "dataset": "dpo_en_demo", "max_steps": 2})
+    merged = tmp_path / "rm-merged"
+    exported = run_cli("export", "--adapter", result.output_dir, "--export-dir", merged)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "ForSequenceClassification" in (merged / "config.json").read_text()
+    prompts, answers = ["Who are you?", "What is 2 + 2?"], ["I am Tuna.", "4"]
+    expected = tk.score(*tk.load_reward_model(result.output_dir), prompts, answers)
+    got = tk.score(*tk.load_reward_model(str(merged)), prompts, answers)
+    assert max(abs(a - b) for a, b in zip(expected, got)) < 1e-4, (expected, got)
+
+
 def test_chat_reads_prompts_until_an_empty_line(tmp_path):
     import subprocess
     import sys

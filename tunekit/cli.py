@@ -3,6 +3,7 @@
     tunekit train CONFIG.yaml [key=value ...]      overrides after the path, as llamafactory-cli
     tunekit chat --model NAME [--adapter DIR] [--prompt TEXT]     or: tunekit chat CONFIG.yaml
     tunekit export CONFIG.yaml [key=value ...]     or: --model NAME --adapter DIR --export-dir OUT
+                   [--gguf f16|q8_0]     also OUT/model-<type>.gguf and an Ollama Modelfile (export_gguf)
     tunekit eval CONFIG.yaml [key=value ...] [--tuned DIR] [--base MODEL] [--judge RM_DIR] [--checks a,b]
                  [--measures perplexity,...] [--tasks arc_easy,...] [--limit N] [--max-new-tokens N]
                  [--temperature T] [--seed S] [--out DIR]     the trained output against its base on held-out rows
@@ -38,12 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     p_chat.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p_chat.add_argument("--top-p", type=float, default=0.9)
     p_chat.add_argument("--top-k", type=int, default=50)
-    p_export = sub.add_parser("export", help="merge a LoRA adapter into its base and save a standalone model")
+    p_export = sub.add_parser("export", help="merge a LoRA adapter into its base and save a standalone model "
+                                             "(optionally also as GGUF, for llama.cpp and Ollama)")
     p_export.add_argument("config", nargs="?", default=None, help="YAML with model_name_or_path, adapter_name_or_path, export_dir")
     p_export.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
     p_export.add_argument("--model", default=None)
     p_export.add_argument("--adapter", default=None)
     p_export.add_argument("--export-dir", default=None)
+    p_export.add_argument("--gguf", default=None, metavar="f16|q8_0",
+                          help="also write EXPORT_DIR/model-<type>.gguf and an Ollama Modelfile (export_gguf)")
     p_eval = sub.add_parser("eval", help="measure the trained output against its base on held-out rows")
     p_eval.add_argument("config", nargs="?", default=None,
                         help="the training YAML (its eval_dataset or val_size rows are the held-out rows)")
@@ -160,13 +164,20 @@ def _export(args) -> int:
     from .models import quiet_loading
 
     extra = {k: v for k, v in (("model_name_or_path", args.model), ("adapter_name_or_path", args.adapter),
-                                ("export_dir", args.export_dir)) if v}
+                                ("export_dir", args.export_dir), ("export_gguf", args.gguf)) if v}
     if args.config is None and args.adapter and not args.model:
         extra["model_name_or_path"] = _base_of(args.adapter)
     cfg = load_config(args.config, *args.overrides, do_train=False, **extra)
     quiet_loading()
     path = export(cfg)
     print(f"[tunekit] exported a standalone model to {path}")
+    if cfg.export_gguf:
+        from pathlib import Path
+
+        from .gguf import gguf_file_name
+
+        print(f"[tunekit] GGUF: {Path(path) / gguf_file_name(cfg.export_gguf)}")
+        print(f"[tunekit] Ollama: cd {path} && ollama create NAME -f Modelfile")
     return 0
 
 

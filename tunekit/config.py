@@ -34,6 +34,7 @@ LR_SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
 )
+GGUF_TYPES = ("f16", "q8_0")  # export_gguf: the GGUF file's weight types (tunekit/gguf.py writes them)
 EVAL_STRATEGIES = ("no", "steps", "epoch")
 SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
 _CHOICES = {
@@ -193,6 +194,7 @@ class Config:
     export_size: int = 5  # shard size in GB
     export_device: str = "cpu"
     export_legacy_format: bool = False
+    export_gguf: str | None = None  # f16 | q8_0: also write export_dir/model-<type>.gguf and an Ollama Modelfile
     # TrainingArguments keys without a field above, passed to the trainer as they are.
     training_args: dict = field(default_factory=dict)
 
@@ -473,6 +475,8 @@ def _check(cfg: Config) -> None:
     if cfg.deepspeed and not Path(cfg.deepspeed).is_file():
         raise ConfigError(f"deepspeed={cfg.deepspeed!r} is not a file; give a DeepSpeed JSON config such as "
                           "examples/deepspeed/ds_z2_config.json")
+    if cfg.export_gguf is not None and cfg.export_gguf not in GGUF_TYPES:
+        raise not_one_of("export_gguf", cfg.export_gguf, GGUF_TYPES)
     if cfg.quantization_bit is not None and cfg.quantization_bit not in (4, 8):
         raise ConfigError(f"quantization_bit={cfg.quantization_bit} must be 4 or 8")
     if cfg.quantization_bit is not None and cfg.finetuning_type != "lora":
