@@ -5,6 +5,7 @@ Each stage notebook (01-07) ends with ``tk.evaluate``: a before/after on held-ou
 """
 
 import json
+import re
 from pathlib import Path
 
 import nbformat
@@ -53,6 +54,7 @@ def test_notebook_runs_in_smoke_mode(path, workshop, monkeypatch):
     assert saved["model_name_or_path"] == "tiny-random-llama"
     text = "".join(o.get("text", "") for o in outputs)
     assert f"tunekit train saves/{path.stem}.yaml" in text  # ends with the CLI line that reproduces the run
+    assert f"tunekit export --adapter saves/{path.stem}" in text  # and the one that takes the model out
     run = workshop / "saves" / path.stem
     assert (run / "trainer_log.jsonl").is_file()
     records = [json.loads(line) for line in (run / "trainer_log.jsonl").read_text().splitlines()]
@@ -64,6 +66,29 @@ def test_notebook_runs_in_smoke_mode(path, workshop, monkeypatch):
         assert any(sides.get("base") is not None and sides.get("tuned") is not None
                    for sides in measured["measures"].values()), measured
         assert "held-out rows" in text  # evaluation.table() printed
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_ends_with_exercises_that_each_change_a_key_and_say_what_to_expect(path):
+    notebook = nbformat.read(path, as_version=4)
+    last = notebook.cells[-1]
+    assert last.cell_type == "markdown" and last.source.startswith("## Try next"), path.stem
+    exercises = re.findall(r"^\d\. (.+?)(?=^\d\. |\Z)", last.source, flags=re.M | re.S)
+    assert 2 <= len(exercises) <= 4, exercises
+    for exercise in exercises:
+        assert "`" in exercise  # names the key or the call to change
+        assert re.search(r"\b(expect|see|watch|shows?|how few)\b", exercise, flags=re.I), exercise  # and what to look for
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_code_is_about_the_lesson(path):
+    """The plumbing every notebook shares is one line each in the library (tunekit/notebook.py)."""
+    notebook = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in notebook.cells if c.cell_type == "code")
+    assert "report_to" not in code  # "none" is the default
+    assert "import os" not in code and "os.environ" not in code  # the smoke switch is tk.smoke
+    assert "tk.smoke(" in code and "tk.where_things_are(" in notebook.cells[-2].source
+    assert "print(" not in notebook.cells[-2].source  # the closing cell prints through the library
 
 
 def yaml_of(folder: Path, stem: str) -> dict:
@@ -79,3 +104,45 @@ def test_ppo_notebook_builds_a_small_reward_model_when_03_was_not_run(tmp_path, 
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "run 03_reward_model.ipynb first" in text
     assert (tmp_path / "saves" / "03_reward_model" / "adapter_config.json").is_file()
+
+
+def test_smoke_swaps_the_model_and_every_count_only_in_smoke_mode(monkeypatch):
+    import tunekit as tk
+
+    monkeypatch.delenv("TUNEKIT_SMOKE", raising=False)
+    assert tk.smoke("smollm2-135m-instruct", 30, 300) == ("smollm2-135m-instruct", 30, 300)
+    assert tk.smoke("smollm2-135m-instruct", 30, on=True) == ("tiny-random-llama", 2)
+    assert tk.smoke(1, on=True) == 1 and tk.smoke(40) == 40  # one value comes back as itself
+    monkeypatch.setenv("TUNEKIT_SMOKE", "1")
+    assert tk.smoke("my/model", 24, 40) == ("tiny-random-llama", 2, 2)
+
+
+def test_trained_finds_an_adapter_or_a_model_and_nothing_else(tmp_path):
+    import tunekit as tk
+
+    assert tk.trained(tmp_path / "missing") is None
+    (tmp_path / "empty").mkdir()
+    assert tk.trained(tmp_path / "empty") is None
+    (tmp_path / "adapter").mkdir()
+    (tmp_path / "adapter" / "adapter_config.json").write_text("{}")
+    assert tk.trained(tmp_path / "adapter") == str(tmp_path / "adapter")
+
+
+def test_where_things_are_prints_the_commands_for_the_stage(tmp_path, capsys):
+    import tunekit as tk
+    from tunekit.run import TrainResult
+
+    out = tmp_path / "saves" / "04_ppo"
+    out.mkdir(parents=True)
+    (out / "adapter_model.safetensors").write_text("")
+    config = tmp_path / "04_ppo.yaml"
+    config.write_text("stage: ppo\nfinetuning_type: lora\n")
+    commands = tk.where_things_are(config, TrainResult(output_dir=str(out), metrics={}, log_path=""))
+    printed = capsys.readouterr().out
+    assert "adapter_model.safetensors" in printed and f"tunekit train {config}" in printed
+    assert not any("torchrun" in c for c in commands)  # PPO runs in one process
+    assert f"tunekit export --adapter {out} --export-dir {out}-export --gguf q8_0" in commands
+    config.write_text("stage: rm\nfinetuning_type: full\n")
+    commands = tk.where_things_are(config, TrainResult(output_dir=str(out), metrics={}, log_path=""))
+    assert any(c.startswith("torchrun --nproc_per_node 2 -m tunekit train") for c in commands)
+    assert commands[-1] == f"tunekit export --model {out} --export-dir {out}-merged"  # a scorer: merged, no GGUF
