@@ -1,0 +1,76 @@
+"""tools/workshop_check.py (make workshop-check): runs notebooks headless in full mode, tabulates wall time,
+the held-out before/after, pass/fail and the slowest cells, writes JSON, and exits 1 on a failure or an
+overrun. Here on small synthetic notebooks (the real ones take most of an hour in full mode)."""
+
+import importlib.util
+import json
+
+import nbformat
+import pytest
+
+from conftest import ROOT
+
+spec = importlib.util.spec_from_file_location("workshop_check", ROOT / "tools" / "workshop_check.py")
+workshop_check = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(workshop_check)
+
+WRITES_EVAL = """
+import json, os, pathlib
+assert os.environ.get("TUNEKIT_SMOKE") is None, "the check runs notebooks in full mode"
+folder = pathlib.Path("saves/{stem}/eval"); folder.mkdir(parents=True)
+folder.joinpath("eval_results.json").write_text(json.dumps({{
+    "stage": "sft", "rows": 15, "measures": {{"perplexity": {{"base": 6.9, "tuned": 1.73}}, "name": {{"base": 0.0, "tuned": 1.0}}}},
+    "win_rate": {{"win_rate": 0.72, "wins": 21, "ties": 10, "losses": 5}}}}))
+"""
+
+
+def notebook(folder, stem, *cells):
+    path = folder / f"{stem}.ipynb"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture
+def books(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    return src
+
+
+def test_a_passing_notebook_gets_its_before_after_and_slowest_cell(books, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TUNEKIT_SMOKE", "1")  # the check must remove it
+    path = notebook(books, "02_sft", WRITES_EVAL.format(stem="02_sft"), "import time; time.sleep(1.5)", "x = 1")
+    out = tmp_path / "check"
+    assert workshop_check.main([str(path), "--folder", str(out), "--budget", "120"]) == 0
+    rows = json.loads((out / "results.json").read_text())
+    assert [r["notebook"] for r in rows] == ["02_sft"] and rows[0]["passed"] and rows[0]["failure"] is None
+    measured = rows[0]["before_after"]
+    assert measured["measures"]["perplexity"] == {"base": 6.9, "tuned": 1.73} and measured["win_rate"] == 0.72
+    assert rows[0]["slowest_cells"][0]["cell"] == 1 and rows[0]["slowest_cells"][0]["seconds"] >= 1.4
+    assert (out / "02_sft.ipynb").is_file()  # the executed copy, outputs and all
+    printed = capsys.readouterr().out
+    assert "| 02_sft |" in printed and "perplexity 6.9 -> 1.73" in printed and "win rate 0.72" in printed
+    assert "1 of 1 notebooks passed" in printed
+
+
+def test_a_failing_or_overlong_notebook_fails_the_check_and_the_rest_still_run(books, tmp_path, capsys):
+    broken = notebook(books, "01_broken", "raise ValueError('the data folder is missing')")
+    slow = notebook(books, "02_slow", "import time; time.sleep(5)")
+    fine = notebook(books, "03_fine", "x = 1")
+    out = tmp_path / "check"
+    assert workshop_check.main([str(broken), str(slow), str(fine), "--folder", str(out), "--budget", "3"]) == 1
+    rows = {r["notebook"]: r for r in json.loads((out / "results.json").read_text())}
+    assert not rows["01_broken"]["passed"] and "the data folder is missing" in rows["01_broken"]["failure"]
+    assert not rows["02_slow"]["passed"] and "budget" in rows["02_slow"]["failure"]
+    assert rows["02_slow"]["slowest_cells"][0]["cell"] == 0 and rows["02_slow"]["slowest_cells"][0]["seconds"] >= 3
+    assert rows["03_fine"]["passed"] and rows["03_fine"]["before_after"] is None
+    printed = capsys.readouterr().out
+    assert "FAIL" in printed and "1 of 3 notebooks passed" in printed
+
+
+def test_the_makefile_and_readme_name_the_check():
+    assert "workshop-check:" in (ROOT / "Makefile").read_text()
+    assert "tools/workshop_check.py" in (ROOT / "Makefile").read_text()
+    assert "make workshop-check" in (ROOT / "README.md").read_text()

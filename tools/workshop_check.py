@@ -1,0 +1,153 @@
+"""The night before a workshop: run every notebook in full mode, headless, and say what each one taught.
+
+    make workshop-check                      # or: .venv/bin/python tools/workshop_check.py
+    python tools/workshop_check.py --budget 900 notebooks/02_sft.ipynb notebooks/05_dpo.ipynb
+
+The notebooks run one after another, in order, in one folder (``workshop-check/``, emptied first), as a
+room would run them: 04_ppo finds 03's reward model, 05_dpo 02's adapter. Full mode: the default model
+and the notebooks' own step counts (``TUNEKIT_SMOKE`` is removed from the kernel's environment).
+
+For each notebook it prints a row: wall time, the measured before -> after of its held-out evaluation
+(``saves/<notebook>/eval/eval_results.json``), pass or fail, and the slowest cells. It writes the table as
+``workshop-check/results.json`` and each executed notebook (with its outputs) beside it, and exits 1
+if a notebook fails or takes longer than its budget (``--budget`` seconds, 600 by default: 10 minutes
+on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def cell_seconds(cell, stopped_at: datetime | None = None) -> float | None:
+    """How long a cell ran, from the timestamps nbclient records in its metadata; a cell stopped by the
+    budget (started, never finished) counts until ``stopped_at``."""
+    timing = cell.get("metadata", {}).get("execution", {})
+    start, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+    if not start or not (end or stopped_at):
+        return None
+    parse = lambda stamp: datetime.fromisoformat(stamp.replace("Z", "+00:00"))  # noqa: E731
+    return ((parse(end) if end else stopped_at) - parse(start)).total_seconds()
+
+
+def slowest_cells(notebook, n: int = 2, stopped_at: datetime | None = None) -> list[dict]:
+    """The ``n`` slowest code cells: their index, seconds and first line."""
+    timed = [{"cell": i, "seconds": round(s, 1), "first_line": c.source.strip().splitlines()[0][:60] if c.source.strip() else ""}
+             for i, c in enumerate(notebook.cells)
+             if c.cell_type == "code" and (s := cell_seconds(c, stopped_at)) is not None]
+    return sorted(timed, key=lambda t: -t["seconds"])[:n]
+
+
+def before_after(folder: Path, stem: str) -> dict | None:
+    """The held-out evaluation a notebook wrote: each measure's base and tuned value, and the win rate."""
+    path = folder / "saves" / stem / "eval" / "eval_results.json"
+    if not path.is_file():
+        return None
+    results = json.loads(path.read_text(encoding="utf-8"))
+    measures = {name: {"base": sides.get("base"), "tuned": sides.get("tuned")}
+                for name, sides in results.get("measures", {}).items()}
+    win = results.get("win_rate")
+    return {"rows": results.get("rows"), "measures": measures,
+            "win_rate": win.get("win_rate") if isinstance(win, dict) else win}
+
+
+def said(measured: dict | None) -> str:
+    if not measured:
+        return "-"
+    parts = [f"{name} {_num(s['base'])} -> {_num(s['tuned'])}" for name, s in measured["measures"].items()]
+    if measured.get("win_rate") is not None:
+        parts.append(f"win rate {measured['win_rate']:.2f}")
+    return "; ".join(parts) + f" ({measured['rows']} rows)"
+
+
+def _num(value) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def run_notebook(path: Path, folder: Path, budget: float) -> dict:
+    """Execute one notebook in ``folder``; the executed copy is saved there. Never raises for a failing notebook."""
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(notebook, timeout=int(budget), kernel_name="python3", record_timing=True,
+                            resources={"metadata": {"path": str(folder)}})
+    error, start = None, time.perf_counter()
+    try:
+        client.execute(env=_full_mode_env())
+    except CellTimeoutError:
+        error = f"a cell ran past the budget of {budget:.0f} s and was stopped"
+    except CellExecutionError as err:
+        error = _last_line(str(err))
+    except Exception as err:  # the kernel died, or could not start
+        error = f"{type(err).__name__}: {_last_line(str(err))}"
+    seconds, stopped_at = time.perf_counter() - start, datetime.now(timezone.utc)
+    nbformat.write(notebook, folder / path.name)
+    over = seconds > budget
+    return {"notebook": path.stem, "seconds": round(seconds, 1), "budget": budget,
+            "passed": error is None and not over,
+            "failure": error or (f"took {seconds:.0f} s, over the budget of {budget:.0f} s" if over else None),
+            "before_after": before_after(folder, path.stem),
+            "slowest_cells": slowest_cells(notebook, stopped_at=stopped_at if error else None)}
+
+
+def _full_mode_env() -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "TUNEKIT_SMOKE"}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:200] if lines else text[:200]
+
+
+def table(rows: list[dict]) -> str:
+    """The rows as a markdown table (the README carries one)."""
+    out = ["| notebook | wall time | held-out before -> after | result | slowest cells |",
+           "|---|---|---|---|---|"]
+    for r in rows:
+        slow = ", ".join(f"[{c['cell']}] {c['seconds']:.0f} s" for c in r["slowest_cells"])
+        result = "pass" if r["passed"] else f"FAIL: {r['failure']}"
+        out.append(f"| {r['notebook']} | {r['seconds'] / 60:.1f} min | {said(r['before_after'])} | {result} | {slow} |")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb, in order")
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds each notebook may take (default 600)")
+    parser.add_argument("--folder", type=Path, default=ROOT / "workshop-check",
+                        help="where they run and what they write (emptied first; default workshop-check/)")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
+    if args.folder.exists():
+        shutil.rmtree(args.folder)
+    args.folder.mkdir(parents=True)
+    rows = []
+    for path in paths:
+        print(f"[workshop-check] {path.stem}: running (budget {args.budget:.0f} s) ...", flush=True)
+        rows.append(run_notebook(path.resolve(), args.folder, args.budget))
+        r = rows[-1]
+        print(f"[workshop-check] {path.stem}: {'pass' if r['passed'] else 'FAIL: ' + r['failure']} "
+              f"in {r['seconds']:.0f} s; {said(r['before_after'])}", flush=True)
+        (args.folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    print()
+    print(table(rows))
+    failed = [r["notebook"] for r in rows if not r["passed"]]
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} notebooks passed; results: {args.folder / 'results.json'}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
