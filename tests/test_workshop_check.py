@@ -70,6 +70,16 @@ def test_a_failing_or_overlong_notebook_fails_the_check_and_the_rest_still_run(b
     assert "FAIL" in printed and "1 of 3 notebooks passed" in printed
 
 
+def test_keep_reruns_one_notebook_on_the_earlier_outputs_and_keeps_the_other_rows(books, tmp_path):
+    first = notebook(books, "03_rm", "import pathlib; pathlib.Path('saves/03_rm').mkdir(parents=True)")
+    second = notebook(books, "04_ppo", "import pathlib; assert pathlib.Path('saves/03_rm').is_dir(), 'run 03 first'")
+    out = tmp_path / "check"
+    assert workshop_check.main([str(first), "--folder", str(out)]) == 0
+    assert workshop_check.main([str(second), "--folder", str(out), "--keep"]) == 0  # 03's output is still there
+    assert [r["notebook"] for r in json.loads((out / "results.json").read_text())] == ["03_rm", "04_ppo"]
+    assert workshop_check.main([str(second), "--folder", str(out)]) == 1  # without --keep the folder starts empty
+
+
 def test_the_makefile_and_readme_name_the_check():
     assert "workshop-check:" in (ROOT / "Makefile").read_text()
     assert "tools/workshop_check.py" in (ROOT / "Makefile").read_text()

@@ -11,7 +11,8 @@ For each notebook it prints a row: wall time, the measured before -> after of it
 (``saves/<notebook>/eval/eval_results.json``), pass or fail, and the slowest cells. It writes the table as
 ``workshop-check/results.json`` and each executed notebook (with its outputs) beside it, and exits 1
 if a notebook fails or takes longer than its budget (``--budget`` seconds, 600 by default: 10 minutes
-on 2 cores).
+on 2 cores). ``--keep`` reruns the notebooks named after a fix, in the folder as it is (03's reward model
+and 02's adapter stay for 04 and 05), and keeps the other notebooks' rows.
 """
 
 from __future__ import annotations
@@ -129,23 +130,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=600.0, help="seconds each notebook may take (default 600)")
     parser.add_argument("--folder", type=Path, default=ROOT / "workshop-check",
                         help="where they run and what they write (emptied first; default workshop-check/)")
+    parser.add_argument("--keep", action="store_true",
+                        help="do not empty the folder: rerun a notebook after a fix, on the earlier ones' outputs")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
-    if args.folder.exists():
+    results = args.folder / "results.json"
+    if args.folder.exists() and not args.keep:
         shutil.rmtree(args.folder)
-    args.folder.mkdir(parents=True)
-    rows = []
+    args.folder.mkdir(parents=True, exist_ok=True)
+    rerun = {path.stem for path in paths}
+    earlier = json.loads(results.read_text()) if args.keep and results.is_file() else []
+    rows = [r for r in earlier if r["notebook"] not in rerun]  # the rows of notebooks not run again are kept
     for path in paths:
         print(f"[workshop-check] {path.stem}: running (budget {args.budget:.0f} s) ...", flush=True)
         rows.append(run_notebook(path.resolve(), args.folder, args.budget))
         r = rows[-1]
-        print(f"[workshop-check] {path.stem}: {'pass' if r['passed'] else 'FAIL: ' + r['failure']} "
-              f"in {r['seconds']:.0f} s; {said(r['before_after'])}", flush=True)
-        (args.folder / "results.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+        print(f"[workshop-check] {path.stem}: {'pass' if r['passed'] else 'FAIL (' + r['failure'] + ')'}, "
+              f"{r['seconds']:.0f} s; {said(r['before_after'])}", flush=True)
+        rows.sort(key=lambda row: row["notebook"])
+        results.write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     print()
     print(table(rows))
     failed = [r["notebook"] for r in rows if not r["passed"]]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} notebooks passed; results: {args.folder / 'results.json'}")
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} notebooks passed; results: {results}")
     return 1 if failed else 0
 
 
