@@ -560,20 +560,14 @@ def _evaluate_scorer(cfg, data_cfg, before: _Side, after: _Side, seed: int, batc
 def _load_scorer(cfg: Config, side: _Side, seed: int):
     """An rm output as it was saved; else the model with a fresh score head (seeded: the same on every run)."""
     import torch
-    from transformers.utils import logging as hf_logging
 
-    from .models import load_reward_model
+    from .models import load_reward_model, quiet_score_head
 
     if side.name == "tuned" or side.explicit and _is_reward_model(side.folder):
         return load_reward_model(side.folder, side.key)
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # "score.weight newly initialized": that is the point here
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model, tokenizer = _load(cfg, side, head="score")
-    finally:
-        hf_logging.set_verbosity(level)
+    with quiet_score_head(), torch.random.fork_rng(devices=[]):  # "score.weight newly initialized": the point here
+        torch.manual_seed(seed)
+        model, tokenizer = _load(cfg, side, head="score")
     return model, tokenizer
 
 

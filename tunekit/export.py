@@ -16,7 +16,7 @@ from .backends import activate
 from .config import Config
 from .errors import ConfigError
 from .gguf import check_exportable, write_gguf
-from .models import load_model, resolve_model
+from .models import load_model, quiet_score_head, resolve_model
 from .models.adapters import adapter_folders
 from .models.builtin import portable_config
 
@@ -33,20 +33,16 @@ def export(cfg: Config) -> str:
     if cfg.quantization_bit and activate(cfg) != "unsloth":
         raise ConfigError(f"quantization_bit={cfg.quantization_bit}: export merges the adapter into the 16-bit base; "
                           "remove quantization_bit (or export with backend: unsloth, which dequantizes as it merges)")
+    task = _adapter_task(cfg)
     if cfg.export_gguf:
-        _check_gguf(cfg)  # before anything is loaded or written
+        _check_gguf(cfg, task)  # before anything is loaded or written
     finetuning = "lora" if cfg.adapter_name_or_path else "full"
-    head = "score" if _adapter_task(cfg) == "SEQ_CLS" else "causal_lm"  # a reward model keeps its score head
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    if head == "score":
-        hf_logging.set_verbosity_error()  # the base's "score.weight MISSING" report: the adapter brings the head
-    try:
-        model, tokenizer = load_model(Config(**{**cfg.to_dict(), "finetuning_type": finetuning, "do_train": False}),
-                                      head=head)
-    finally:
-        hf_logging.set_verbosity(level)
+    load = Config(**{**cfg.to_dict(), "finetuning_type": finetuning, "do_train": False})
+    if task == "SEQ_CLS":  # a reward model's adapter: merged with its score head
+        with quiet_score_head():
+            model, tokenizer = load_model(load, head="score")
+    else:
+        model, tokenizer = load_model(load)
     if getattr(model, "tunekit_backend", None) == "unsloth":  # merges a LoRA or QLoRA adapter into a 16-bit model
         model.save_pretrained_merged(str(out), tokenizer, save_method="merged_16bit",
                                      max_shard_size=f"{cfg.export_size}GB",
@@ -65,12 +61,11 @@ def export(cfg: Config) -> str:
     return str(out)
 
 
-def _check_gguf(cfg: Config) -> None:
-    """A one-line error, before any loading, for a model the GGUF writer does not take."""
+def _check_gguf(cfg: Config, task: str | None) -> None:
+    """A one-line error, before any loading, for a model the GGUF writer does not take (``task``: the adapter's)."""
     activate(cfg)  # Unsloth, where it is the backend, is imported before transformers
     from transformers import AutoConfig
 
-    task = _adapter_task(cfg)
     config = AutoConfig.from_pretrained(resolve_model(cfg.model_name_or_path), trust_remote_code=cfg.trust_remote_code,
                                         cache_dir=cfg.cache_dir)
     check_exportable(config, cfg.export_gguf, task)

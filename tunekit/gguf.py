@@ -39,7 +39,7 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from .config import GGUF_TYPES
+from .config import GGUF_TYPES, not_one_of
 from .errors import ConfigError, warn
 
 # transformers' model_type -> (llama.cpp architecture, q/k rows reordered from halves to adjacent pairs)
@@ -88,7 +88,7 @@ def write_gguf(model, tokenizer, folder: str | Path, kind: str) -> Path:
     """Write ``folder/model-<kind>.gguf`` (``kind``: f16 | q8_0) and ``folder/Modelfile`` for a merged
     transformers causal LM and its tokenizer; returns the GGUF file's path."""
     if kind not in GGUF_TYPES:
-        raise ConfigError(f"export_gguf={kind!r} is not one of: {', '.join(GGUF_TYPES)}")
+        raise not_one_of("export_gguf", kind, GGUF_TYPES)
     config = model.config
     arch = check_exportable(config, kind)
     interleave = ARCHITECTURES[config.model_type][1]

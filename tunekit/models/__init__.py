@@ -13,9 +13,9 @@ from .adapters import attach_adapters, linear_module_names, trainable_summary
 from .builtin import ALIASES, SMOLLM2, TINY, cache_home
 from .load import load_for_inference, load_model, load_tokenizer, quiet_loading
 from .resolve import resolve_model
-from .reward import load_reward_model, reward_model_config, score, score_ids
+from .reward import load_reward_model, quiet_score_head, reward_model_config, score, score_ids
 from .unsloth import unsloth_checkpointing, unsloth_load_kwargs, unsloth_peft_kwargs
 
 __all__ = ["ALIASES", "SMOLLM2", "TINY", "attach_adapters", "cache_home", "linear_module_names", "load_for_inference",
-           "load_model", "load_reward_model", "load_tokenizer", "quiet_loading", "resolve_model", "reward_model_config",
+           "load_model", "load_reward_model", "load_tokenizer", "quiet_loading", "quiet_score_head", "resolve_model", "reward_model_config",
            "score", "score_ids", "trainable_summary", "unsloth_checkpointing", "unsloth_load_kwargs", "unsloth_peft_kwargs"]

@@ -4,6 +4,7 @@ recognise such a folder, load it, and score (prompt, answer) pairs with it (ppo'
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -37,18 +38,26 @@ def reward_model_config(path: str | None, key: str = "reward_model") -> Config:
                       f"config.json); {fix}")
 
 
+@contextmanager
+def quiet_score_head():
+    """Silence transformers' load report while a base model gets a score head: its "score.weight MISSING /
+    newly initialized" is expected (a reward adapter brings the head, or a fresh head is the point)."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def load_reward_model(path: str, key: str = "reward_model"):
     """A reward model saved by the rm stage (LoRA adapter + head, or a full model) and its tokenizer,
     ready for ``tk.score``; ``key`` names where ``path`` came from in the error when it is not one."""
     cfg = reward_model_config(path, key)
-    from transformers.utils import logging as hf_logging
-
-    level = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the base's "score.weight MISSING" report: the adapter brings the head
-    try:
+    with quiet_score_head():
         model, tokenizer = load_model(cfg, head="score")
-    finally:
-        hf_logging.set_verbosity(level)
     model.eval()
     return model, tokenizer
 def score(model, tokenizer, prompts: list, responses: list[str], batch_size: int = 8) -> list[float]:
