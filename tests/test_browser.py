@@ -128,7 +128,7 @@ def test_02_sft_runs_all_cells_in_jupyterlab_with_panels_and_chart(page):
     assert page.locator("text=with adapter").count() >= 1  # ChatPanel
     # the closing cell: the run's command (also inside the torchrun line), and the export line
     assert page.locator("text=tunekit train saves/02_sft.yaml").count() >= 1
-    assert page.locator("text=tunekit export --adapter saves/02_sft").count() == 1
+    assert page.locator("text=tunekit export --adapter saves/02_sft").count() >= 1
     _shot(page, page.locator("text=✓ valid sft config"), "02_sft_config_panel.png")
     _shot(page, page.locator("span.tk-loss").first, "02_sft_data_panel.png")
     _shot(page, plots.last, "02_sft_train_panel.png")
