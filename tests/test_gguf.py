@@ -3,8 +3,8 @@
 The GGUF is read back with transformers' own GGUF loader, which undoes llama.cpp's conventions (the q/k row
 order, tied heads, the tokenizer keys): what it loads must compute what the merged model computes.
 Tolerances, as the largest |logit difference| over the largest |logit|: f16 storage 1e-2 (measured at most
-2.1e-3 here, 3.6e-3 for the tiny qwen2/mistral, 1.1e-3 on SmolLM2-135M), q8_0 1e-1 (measured at most 4.2e-2
-here, 3.5e-2 on SmolLM2-135M). A wrong q/k row order is off by 0.9 to 1.5 of the scale.
+2.1e-3 here, 3.6e-3 for the tiny qwen2/mistral), q8_0 1e-1 (measured at most 4.2e-2 here, 3.5e-2 on
+SmolLM2-135M). A wrong q/k row order is off by 0.9 to 1.5 of the scale.
 """
 
 import shutil
