@@ -168,3 +168,20 @@ def test_benchmark_tasks_run_on_each_side(sft, tmp_path):
     assert set(result.measures["tunekit_mc/acc"]) == {"base", "tuned"}
     assert "tunekit_mc/acc" in result.stderr and not any(k.endswith("_stderr") for k in result.measures)
     assert EvalResult.load(result.output_dir).stderr == result.stderr
+
+
+def test_answers_are_batched_by_the_configs_eval_batch_size_unless_batch_size_is_given(sft, tmp_path, monkeypatch):
+    from tunekit import generation
+
+    seen, real = [], generation.generate_ids
+
+    def spy(*args, batch_size, **kwargs):
+        seen.append(batch_size)
+        return real(*args, batch_size=batch_size, **kwargs)
+
+    monkeypatch.setattr(generation, "generate_ids", spy)
+    tk.evaluate(sft, max_new_tokens=4, per_device_eval_batch_size=3, out=str(tmp_path / "config"))
+    assert seen and set(seen) == {3}
+    seen.clear()
+    tk.evaluate(sft, max_new_tokens=4, per_device_eval_batch_size=3, batch_size=5, out=str(tmp_path / "given"))
+    assert seen and set(seen) == {5}

@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--max-new-tokens", type=int, default=128)
     p_eval.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p_eval.add_argument("--seed", type=int, default=None, help="default: the config's seed")
-    p_eval.add_argument("--batch-size", type=int, default=8)
+    p_eval.add_argument("--batch-size", type=int, default=None,
+                        help="prompts answered at a time (default: the config's per_device_eval_batch_size)")
     p_eval.add_argument("--out", default=None, help="where eval_results.json goes (default: <tuned>/eval)")
     args = parser.parse_args(argv)
     warnings.formatwarning = lambda message, *rest: f"tunekit: warning: {message}\n"

@@ -121,7 +121,7 @@ def _fmt(value) -> str:
 def evaluate(config, *, tuned: str | None = None, base: str | None = None, judge: str | None = None,
              checks: str | list | None = None, measures: str | list[str] | None = None, tasks=None,
              limit: int | None = None, max_new_tokens: int = 128, temperature: float = 0.0, seed: int | None = None,
-             batch_size: int = 8, out: str | None = None, **overrides) -> EvalResult:
+             batch_size: int | None = None, out: str | None = None, **overrides) -> EvalResult:
     """The tuned model against its base on the config's held-out rows; saved under ``out`` and returned.
 
     ``config``: the training config (a YAML path, a dict or a ``Config``; ``overrides`` win over it).
@@ -134,7 +134,9 @@ def evaluate(config, *, tuned: str | None = None, base: str | None = None, judge
     stage's own; with the default, the held-out prompts are answered by both sides for the samples).
     ``tasks``: lm-evaluation-harness tasks (comma list), at most ``limit`` examples each.
     Answers are sampled with the same ``max_new_tokens``, ``temperature`` (0: greedy; above: the config's
-    top_p / top_k) and ``seed`` (default: the config's) on both sides, ``batch_size`` prompts at a time.
+    top_p / top_k) and ``seed`` (default: the config's) on both sides, ``batch_size`` prompts at a time
+    (default: the config's ``per_device_eval_batch_size``; on a CPU, 16 answers at a time cost about half as much
+    each as 8).
     """
     from .distributed import say
     from .run import load_config
@@ -146,6 +148,7 @@ def evaluate(config, *, tuned: str | None = None, base: str | None = None, judge
         raise ConfigError(f"tk.evaluate measures held-out rows: give eval_dataset or val_size (e.g. val_size=0.1, the "
                           f"rows training held out with seed {cfg.seed}) for dataset={cfg.dataset!r}")
     seed = cfg.seed if seed is None else seed
+    batch_size = batch_size or cfg.per_device_eval_batch_size
     plan = _plan(cfg, stage, judge, checks, measures, tasks)
     after, before = _tuned_side(cfg, tuned), _base_side(cfg, base)
     data_cfg = replace(cfg, do_train=False)  # the held-out rows alone (the same rows the run held out)
