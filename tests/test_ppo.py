@@ -11,7 +11,7 @@ import torch
 
 import tunekit as tk
 from conftest import run_cli, write_dataset
-from tunekit.stages.ppo_math import AdaptiveKL, gae, kl_penalised_rewards, policy_loss, value_loss, whiten
+from tunekit.stages.ppo_math import AdaptiveKL, gae, kl_k3, kl_penalised_rewards, policy_loss, value_loss, whiten
 
 
 def test_whiten_by_hand():
@@ -68,6 +68,26 @@ def test_kl_penalty_is_zero_when_policy_equals_reference():
     assert torch.allclose(rewards, -0.2 * mask)
 
 
+def test_k3_kl_is_never_negative_and_estimates_the_same_kl_as_the_raw_difference():
+    """Tokens drawn from pi: the mean of k1 (log pi - log pi_ref) and of k3 both approach KL(pi || pi_ref),
+    but single k1 terms go negative and k3 terms do not; k3 is 0 exactly where pi = pi_ref, and masked."""
+    gen = torch.Generator().manual_seed(0)
+    pi = torch.softmax(torch.randn(6, generator=gen), 0)
+    ref = torch.softmax(torch.randn(6, generator=gen), 0)
+    exact = (pi * (pi.log() - ref.log())).sum()
+    tokens = torch.multinomial(pi, 200_000, replacement=True, generator=gen).view(1, -1)
+    logprobs, ref_logprobs, mask = pi.log()[tokens], ref.log()[tokens], torch.ones(tokens.shape)
+    k1 = logprobs - ref_logprobs
+    k3 = kl_k3(logprobs, ref_logprobs, mask)
+    assert (k1 < 0).any() and (k3 >= 0).all()
+    assert k1.mean().item() == pytest.approx(exact.item(), rel=0.05)
+    assert k3.mean().item() == pytest.approx(exact.item(), rel=0.05)
+    assert k3.var() < k1.var()  # here, as usually while pi is near pi_ref
+    same = torch.tensor([[-1.0, -2.0, -0.5]])
+    assert torch.equal(kl_k3(same, same.clone(), torch.ones(1, 3)), torch.zeros(1, 3))
+    assert kl_k3(same, same - 3.0, torch.tensor([[1.0, 1.0, 0.0]]))[0, 2] == 0.0
+
+
 def test_adaptive_kl_moves_towards_the_target():
     ctl = AdaptiveKL(0.2, target=6.0, horizon=100)
     ctl.update(12.0, n_samples=10)
@@ -105,7 +125,8 @@ def test_ppo_learns_a_rule_with_bounded_kl(tiny, yes_no, tmp_path):
     assert 0.2 < first < 0.8 and last > first + 0.25, rewards
     kls = [r["kl"] for r in log]
     assert sum(kls) / len(kls) < 4.0 and max(kls) < 30.0, kls  # a spike on an odd sample, but no drift
-    for key in ("reward_norm", "kl", "entropy", "policy_loss", "value_loss", "clip_fraction", "approx_kl",
+    assert all(r["kl_k3"] >= 0 for r in log)
+    for key in ("reward_norm", "kl", "kl_k3", "entropy", "policy_loss", "value_loss", "clip_fraction", "approx_kl",
                 "response_length", "loss"):
         assert key in log[-1], key
     assert {Path(p).name for p in result.plots} >= {"training_loss.png", "training_reward.png"}
@@ -151,7 +172,7 @@ def test_rm_then_ppo_through_the_cli(tmp_path, tiny):
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = [r for r in tk.read_log(tmp_path / "ppo") if "reward" in r]
     assert [r["step"] for r in log] == [1, 2] and all("kl" in r for r in log)
-    assert log[0]["kl"] == 0.0  # a fresh adapter: the policy is still the reference
+    assert log[0]["kl"] == 0.0 and log[0]["kl_k3"] == 0.0  # a fresh adapter: the policy is still the reference
     assert (tmp_path / "ppo" / "value_head.safetensors").is_file()
     model, tokenizer = tk.load_for_inference("tiny-random-llama", str(tmp_path / "ppo"))
     assert isinstance(tk.generate(model, tokenizer, "Who are you?", max_new_tokens=4), str)

@@ -129,7 +129,7 @@ def trained(tmp_path_factory):
 
 EVAL_KEYS = {"pt": ["eval_loss", "perplexity"], "sft": ["eval_loss", "perplexity"], "rm": ["eval_accuracy"],
              "dpo": ["eval_rewards/accuracies", "eval_rewards/margins"], "kto": ["eval_rewards/margins", "eval_kl"],
-             "grpo": ["eval_reward", "eval_kl"], "ppo": ["eval_reward", "eval_kl"]}
+             "grpo": ["eval_reward", "eval_kl"], "ppo": ["eval_reward", "eval_kl", "eval_kl_k3"]}
 
 
 @pytest.mark.parametrize("stage", list(EVAL_KEYS))

@@ -81,7 +81,7 @@ STAGE = Stage(
     name="ppo", rows="chat", prepare=prepare, build=build, show=show, check=check, rewards=reward_function,
     multi_process=False, reference=True, trainer_loop=False,
     plain_loading="tunekit's own PPO loop, with a value head and a reference beside the policy",
-    metrics=("loss", "reward", "reward_norm", "kl", "kl_coef", "entropy", "policy_loss", "value_loss",
+    metrics=("loss", "reward", "reward_norm", "kl", "kl_k3", "kl_coef", "entropy", "policy_loss", "value_loss",
              "clip_fraction", "approx_kl", "response_length", "eval_reward"),
-    chart=("reward", "kl", "eval_reward"),
+    chart=("reward", "kl_k3", "kl", "eval_reward"),
 )

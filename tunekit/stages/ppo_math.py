@@ -1,7 +1,7 @@
 """PPO's math, on tensors of shape [batch, response tokens] with a 0/1 mask of the real tokens.
 
 Each function is small and tested on its own (``tests/test_ppo.py``): KL-penalised per-token rewards,
-generalised advantage estimation, the clipped policy and value losses, whitening, the adaptive KL
+the never-negative k3 KL estimate, generalised advantage estimation, the clipped policy and value losses, whitening, the adaptive KL
 coefficient and running score moments. ``ppo_trainer.py`` puts them together into the training loop.
 """
 
@@ -36,6 +36,16 @@ def kl_penalised_rewards(scores: torch.Tensor, logprobs: torch.Tensor, ref_logpr
     last = (mask.sum(1).long() - 1).clamp(min=0)
     rewards[torch.arange(len(scores)), last] += scores
     return rewards * mask, kl
+
+
+def kl_k3(logprobs: torch.Tensor, ref_logprobs: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Per-token estimate of KL(pi || pi_ref) that is never negative (Schulman's k3): with
+    x = log pi_ref - log pi of a token sampled from pi, ``exp(x) - 1 - x`` >= 0. Like the raw
+    ``log pi - log pi_ref`` (k1) its mean over samples from pi is the KL, usually with less variance while pi
+    stays near pi_ref, and no single response shows a negative KL (k1 does, for a response that the reference
+    finds likelier)."""
+    x = (ref_logprobs - logprobs) * mask
+    return (torch.expm1(x) - x) * mask
 
 
 def gae(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float,

@@ -34,7 +34,7 @@ from ..config import Config
 from ..data import prompt_ids
 from ..outputs import STAGING, checkpoint_step
 from ..safety import check_loss, check_weights, ctrl_c_stops
-from .ppo_math import AdaptiveKL, RunningMoments, gae, kl_penalised_rewards, masked_mean, policy_loss, value_loss, whiten
+from .ppo_math import AdaptiveKL, RunningMoments, gae, kl_k3, kl_penalised_rewards, masked_mean, policy_loss, value_loss, whiten
 
 
 def encode_prompt(tokenizer, messages: list[dict], cfg: Config) -> list[int]:
@@ -176,15 +176,16 @@ class PPOTrainer:
             old_logprobs.append(logprobs)
             old_values.append(values)
             ref_logprobs.append(self._reference_logprobs(ids[part], attn[part], p_len))
-        old_logprobs, old_values = torch.cat(old_logprobs), torch.cat(old_values)
-        rewards, kl = kl_penalised_rewards(scores, old_logprobs, torch.cat(ref_logprobs), mask, self.kl_ctl.value)
+        old_logprobs, old_values, ref_logprobs = torch.cat(old_logprobs), torch.cat(old_values), torch.cat(ref_logprobs)
+        rewards, kl = kl_penalised_rewards(scores, old_logprobs, ref_logprobs, mask, self.kl_ctl.value)
         if self.cfg.ppo_whiten_rewards:
             rewards = whiten(rewards, mask, shift_mean=False)
         advantages, returns = gae(rewards, old_values, mask, self.cfg.ppo_gamma, self.cfg.ppo_lambda)
         advantages = whiten(advantages, mask)
         return {"ids": ids, "attn": attn, "mask": mask, "p_len": p_len, "logprobs": old_logprobs,
                 "values": old_values * mask, "advantages": advantages, "returns": returns, "raw_scores": raw,
-                "scores": scores, "kl": kl.sum(1), "lengths": mask.sum(1)}
+                "scores": scores, "kl": kl.sum(1), "kl_k3": kl_k3(old_logprobs, ref_logprobs, mask).sum(1),
+                "lengths": mask.sum(1)}
 
     def _reference_logprobs(self, ids, attn, p_len):
         if self.ref_model is not None:
@@ -261,7 +262,8 @@ class PPOTrainer:
             control = self.callback_handler.on_step_end(args, state, control)
             if control.should_log:
                 logs = {**stats, "reward": batch["raw_scores"].mean().item(), "reward_norm": batch["scores"].mean().item(),
-                        "kl": batch["kl"].mean().item(), "kl_coef": self.kl_ctl.value,
+                        "kl": batch["kl"].mean().item(), "kl_k3": batch["kl_k3"].mean().item(),
+                        "kl_coef": self.kl_ctl.value,
                         "response_length": batch["lengths"].mean().item(),
                         "learning_rate": self.lr_scheduler.get_last_lr()[0], "epoch": state.epoch}
                 state.log_history.append({**logs, "step": state.global_step})
@@ -278,21 +280,24 @@ class PPOTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict:
-        """Mean reward of sampled responses to (up to 64) held-out prompts, and their mean KL from the reference
-        (the sum over each response's tokens of log pi - log pi_ref, the penalty the rewards pay in training)."""
+        """Mean reward of sampled responses to (up to 64) held-out prompts, and their mean KL from the reference:
+        ``eval_kl`` the sum over each response's tokens of log pi - log pi_ref (the penalty the rewards pay in
+        training), ``eval_kl_k3`` the never-negative k3 estimate of the same KL."""
         rows = list(self.eval_prompts)[:64]
         prompts = [self._encode(row["prompt"]) for row in rows]
         responses, texts = self._sample(prompts)
         scores = self.reward_fn([row["prompt"][-1]["content"] for row in rows], texts)
-        kl = []
+        kl, k3 = [], []
         size = self.args.per_device_eval_batch_size
         self.model.eval()
         for start in range(0, len(prompts), size):
             ids, attn, mask, p_len = self._pad(prompts[start: start + size], responses[start: start + size])
             logprobs = self._forward(self.model, ids, attn, p_len, values=False)[0]
-            kl += ((logprobs - self._reference_logprobs(ids, attn, p_len)) * mask).sum(1).tolist()
+            ref_logprobs = self._reference_logprobs(ids, attn, p_len)
+            kl += ((logprobs - ref_logprobs) * mask).sum(1).tolist()
+            k3 += kl_k3(logprobs, ref_logprobs, mask).sum(1).tolist()
         metrics = {"eval_reward": sum(map(float, scores)) / max(len(scores), 1),
-                   "eval_kl": sum(kl) / max(len(kl), 1)}
+                   "eval_kl": sum(kl) / max(len(kl), 1), "eval_kl_k3": sum(k3) / max(len(k3), 1)}
         self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs=metrics)
         return metrics
 
