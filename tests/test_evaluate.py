@@ -185,3 +185,24 @@ def test_answers_are_batched_by_the_configs_eval_batch_size_unless_batch_size_is
     seen.clear()
     tk.evaluate(sft, max_new_tokens=4, per_device_eval_batch_size=3, batch_size=5, out=str(tmp_path / "given"))
     assert seen and set(seen) == {5}
+
+
+def test_repetition_scores_an_answer_that_loops_and_judges_the_less_repetitive_answer_the_winner(sft, tmp_path,
+                                                                                                 monkeypatch):
+    looped = "Italy's capital is Rome, Italy's capital is Rome, Italy's capital is Rome, Italy's capital is Rome"
+    scores = checking.repetition([[{"role": "assistant", "content": text}] for text in (
+        "The capital of Italy is Rome.", "Rome is the capital. Rome is the capital.", looped, "Rome", "")])
+    assert scores[0] == 0.0 and scores[1] == pytest.approx(2 / 6) and scores[2] > 0.6 and scores[3:] == [0.0, 0.0]
+
+    # judged by a lower-is-better check, the tuned side loses where its score is the higher one: here a stand-in
+    # "repetition" that scores an answer's length (the tiny base model mostly answers nothing, the tuned one not)
+    monkeypatch.setattr(checking, "repetition",
+                        lambda completions, **kw: [float(len(c[0]["content"])) for c in completions])
+    result = tk.evaluate(sft, judge="repetition", checks="repetition", max_new_tokens=12, out=str(tmp_path / "rep"))
+    assert "repetition" in result.lower_is_better and "lower is better" in result.table()
+    w = result.win_rate
+    assert w["judge"] == "check:repetition" and w["losses"] > 0, w
+    for sample in result.samples:  # the lower score wins
+        base, tuned = sample["scores"]["base"]["repetition"], sample["scores"]["tuned"]["repetition"]
+        assert sample["verdict"] == ("tie" if base == tuned else "win" if tuned < base else "loss"), sample
+    assert result.measures["repetition"]["tuned"] > result.measures["repetition"]["base"]

@@ -8,8 +8,10 @@ and the row's other columns come as keywords (``answer``: the data set's answer 
 returns one number per completion (``None``: not applicable, left out of the mean).
 
 Built-in checks: ``accuracy`` and ``format`` (GSM8K style ``#### <number>``, from ``tunekit/rewards.py``),
-and ``name`` (the answer names ``identity_name``, the model's name in the bundled ``identity`` set; rows whose
-own answer does not name it are left out).
+``name`` (the answer names ``identity_name``, the model's name in the bundled ``identity`` set; rows whose
+own answer does not name it are left out) and ``repetition`` (the share of an answer's word 3-grams that repeat
+an earlier one of the same answer: 0 for an answer that never repeats itself; lower is better, and a win judged
+by it is the less repetitive answer).
 Any other check is a ``module:function`` path. With no ``checks=``, a data set brings its own:
 ``math_demo`` -> accuracy, format; ``identity`` -> name.
 """
@@ -26,7 +28,8 @@ from . import rewards
 from .config import Config, comma_list
 from .errors import ConfigError
 
-BUILT_IN = ("accuracy", "format", "name")
+BUILT_IN = ("accuracy", "format", "name", "repetition")
+LOWER_IS_BETTER = ("repetition",)  # checks where a smaller number is the better answer
 DEFAULTS = {"math_demo": ("accuracy", "format"), "identity": ("name",)}  # data set -> the checks it brings
 CALLED_AS = ("it is called as GRPO reward functions are, fn(prompts=[...], completions=[...], answer=[...], ...), "
              "and must return a list of numbers, one per completion")
@@ -43,6 +46,18 @@ def name_check(identity_name: str):
                 1.0 if pattern.search(rewards.text_of(c)) else 0.0 for c, reference in zip(completions, references)]
 
     return name
+
+
+def repetition(completions, n: int = 3, **kwargs) -> list[float]:
+    """``repetition``: per answer, the share of its word ``n``-grams (lower-cased, punctuation kept) that repeat
+    an earlier ``n``-gram of the same answer; 0.0 when it has fewer than ``n`` words. "Rome is the capital.
+    Rome is the capital." scores 1/3 (2 of its 6 3-grams repeat); a policy that learned to loop scores near 1."""
+    out = []
+    for completion in completions:
+        words = rewards.text_of(completion).lower().split()
+        grams = [tuple(words[i: i + n]) for i in range(len(words) - n + 1)]
+        out.append((len(grams) - len(set(grams))) / len(grams) if grams else 0.0)
+    return out
 
 
 @dataclass
@@ -96,7 +111,7 @@ def built_in(name: str, cfg: Config):
     """The built-in check called ``name``."""
     if name == "name":
         return name_check(cfg.identity_name)
-    return {"accuracy": rewards.accuracy, "format": rewards.format}[name]
+    return {"accuracy": rewards.accuracy, "format": rewards.format, "repetition": repetition}[name]
 
 
 def defaults(cfg: Config, reward_funcs: bool = False) -> list[str]:
@@ -121,4 +136,5 @@ def _short(err: Exception) -> str:
     return line if len(line) <= 120 else line[:117] + "..."
 
 
-__all__ = ["BUILT_IN", "Check", "DEFAULTS", "built_in", "defaults", "name_check", "resolve"]
+__all__ = ["BUILT_IN", "Check", "DEFAULTS", "LOWER_IS_BETTER", "built_in", "defaults", "name_check", "repetition",
+           "resolve"]

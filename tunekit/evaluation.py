@@ -30,13 +30,14 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from . import checks as checking
 from .config import Config, comma_list, parse_config
 from .errors import ConfigError
 
 RESULTS = "eval_results.json"
 SAMPLES = "eval_samples.jsonl"
 MEASURES = ("perplexity", "checks", "win_rate", "accuracy")  # what ``measures=`` picks from
-LOWER_IS_BETTER = ("perplexity",)
+LOWER_IS_BETTER = ("perplexity", *checking.LOWER_IS_BETTER)
 
 
 @dataclass
@@ -129,8 +130,8 @@ def evaluate(config, *, tuned: str | None = None, base: str | None = None, judge
     model). ``base``: the "before" side, default what training started from (``model_name_or_path`` with
     ``adapter_name_or_path``); another run's output_dir or a model name compares with that instead.
     ``judge``: an rm output_dir, or a check (a built-in's name or ``module:function``), that judges the win
-    rate. ``checks``: a comma list or a list of built-in checks (accuracy, format, name), ``module:function``
-    paths or functions. ``measures``: a subset of perplexity, checks, win_rate, accuracy (default: the
+    rate. ``checks``: a comma list or a list of built-in checks (accuracy, format, name, repetition),
+    ``module:function`` paths or functions. ``measures``: a subset of perplexity, checks, win_rate, accuracy (default: the
     stage's own; with the default, the held-out prompts are answered by both sides for the samples).
     ``tasks``: lm-evaluation-harness tasks (comma list), at most ``limit`` examples each.
     Answers are sampled with the same ``max_new_tokens``, ``temperature`` (0: greedy; above: the config's
@@ -183,7 +184,6 @@ class _Plan:
 
 
 def _plan(cfg: Config, stage, judge, checks, measures, tasks) -> _Plan:
-    from . import checks as checking
     from .models import reward_model_config
 
     scorer = stage.head == "score"
@@ -222,8 +222,8 @@ def _plan(cfg: Config, stage, judge, checks, measures, tasks) -> _Plan:
             chosen.append("win_rate")
         if judged and not has_judge:
             raise ConfigError(f"stage={cfg.stage!r} is measured by the win rate of the tuned model's answers over the "
-                              "base's: give judge= (the output_dir of an rm run) or checks= (accuracy, format, name or "
-                              "module:function) to judge them")
+                              "base's: give judge= (the output_dir of an rm run) or checks= (accuracy, format, name, "
+                              "repetition or module:function) to judge them")
     else:
         chosen = comma_list(measures) if isinstance(measures, str) else list(measures)
         for name in chosen:
@@ -235,7 +235,7 @@ def _plan(cfg: Config, stage, judge, checks, measures, tasks) -> _Plan:
                 fits = ", ".join(m for m in MEASURES if applies[m])
                 raise ConfigError(f"measures: {name!r} does not apply to stage={cfg.stage!r}; it has {fits}")
         if "checks" in chosen and not found:
-            raise ConfigError("measures: 'checks' needs checks: give checks= (accuracy, format, name or "
+            raise ConfigError("measures: 'checks' needs checks: give checks= (accuracy, format, name, repetition or "
                               "module:function)")
         if "win_rate" in chosen and not has_judge:
             raise ConfigError("measures: 'win_rate' needs a judge: give judge= (the output_dir of an rm run) or "
@@ -481,8 +481,9 @@ def _evaluate_generator(cfg, data_cfg, stage, plan: _Plan, before: _Side, after:
     win_rate, verdicts = None, []
     if "win_rate" in plan.measures:
         judged_by = "judge_score" if plan.judge_rm else plan.judge_check.name
-        verdicts = [_verdict(*four) for four in zip(answers["base"], answers["tuned"], scores["base"][judged_by],
-                                                    scores["tuned"][judged_by])]
+        sign = -1.0 if judged_by in LOWER_IS_BETTER else 1.0  # judged by repetition: the less repetitive answer wins
+        verdicts = [_verdict(base, tuned, sign * b, sign * t) for base, tuned, b, t in zip(
+            answers["base"], answers["tuned"], scores["base"][judged_by], scores["tuned"][judged_by])]
         win_rate = {"judge": plan.judge_rm or f"check:{plan.judge_check.name}", **_win_rate(verdicts)}
     samples = []
     for i, prompt in enumerate(prompts):

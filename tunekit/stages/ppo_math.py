@@ -1,8 +1,9 @@
 """PPO's math, on tensors of shape [batch, response tokens] with a 0/1 mask of the real tokens.
 
-Each function is small and tested on its own (``tests/test_ppo.py``): KL-penalised per-token rewards,
-the never-negative k3 KL estimate, generalised advantage estimation, the clipped policy and value losses, whitening, the adaptive KL
-coefficient and running score moments. ``ppo_trainer.py`` puts them together into the training loop.
+Each function is small and tested on its own (``tests/test_ppo.py``): KL-penalised per-token rewards, the
+never-negative k3 KL estimate, generalised advantage estimation, the clipped policy and value losses,
+whitening, the adaptive KL coefficient and running score moments. ``ppo_trainer.py`` puts them together into
+the training loop.
 """
 
 from __future__ import annotations

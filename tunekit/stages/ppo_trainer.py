@@ -34,7 +34,8 @@ from ..config import Config
 from ..data import prompt_ids
 from ..outputs import STAGING, checkpoint_step
 from ..safety import check_loss, check_weights, ctrl_c_stops
-from .ppo_math import AdaptiveKL, RunningMoments, gae, kl_k3, kl_penalised_rewards, masked_mean, policy_loss, value_loss, whiten
+from .ppo_math import (AdaptiveKL, RunningMoments, gae, kl_k3, kl_penalised_rewards, masked_mean, policy_loss, value_loss,
+                       whiten)
 
 
 def encode_prompt(tokenizer, messages: list[dict], cfg: Config) -> list[int]:
