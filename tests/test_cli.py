@@ -88,3 +88,15 @@ def test_a_missing_data_set_is_answered_before_torch_is_imported(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.stdout.strip().splitlines()[-1] == "2 []", proc.stdout + proc.stderr
     assert "nope.json does not exist" in proc.stderr
+
+
+def test_bitsandbytes_notice_of_a_missing_cpu_kernel_package_is_dropped_and_its_other_warnings_kept(caplog):
+    """On a CPU with AVX-512 BF16, importing bitsandbytes (peft does) logged this before every one-line error."""
+    import logging
+
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    with caplog.at_level(logging.WARNING):
+        logger.warning("%s: No module named 'kernels'. Please make sure you already `pip install kernels`",
+                       tk.BNB_KERNEL_NOTICE)
+        logger.warning("some other bitsandbytes warning")
+    assert [r.getMessage() for r in caplog.records] == ["some other bitsandbytes warning"]

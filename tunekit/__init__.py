@@ -12,12 +12,20 @@ transformers, trl) on first use, so that ``tunekit train bad.yaml`` answers at o
 """
 
 import importlib
+import logging
 
 from .config import Config
 from .errors import ConfigError, DataError, TrainingError, TunekitError
 from .run import load_config
 
 __version__ = "0.1.0"
+
+# bitsandbytes (imported by peft and transformers whenever it is installed) logs, on a CPU with AVX-512 BF16, that
+# an optional 4-bit kernel package is missing. tunekit runs no 4-bit model on a CPU, and the line would come first
+# in every one-line error and notebook; its other warnings still show.
+BNB_KERNEL_NOTICE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+logging.getLogger("bitsandbytes.backends.cpu.ops").addFilter(lambda record: not record.getMessage().startswith(
+    BNB_KERNEL_NOTICE))
 
 _LAZY = {
     "load_model": "models", "load_tokenizer": "models", "load_for_inference": "models",
