@@ -22,6 +22,8 @@ from .errors import TunekitError
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checks import BUILT_IN
+
     parser = argparse.ArgumentParser(prog="tunekit", description="Train LLMs on LLaMA-Factory YAML.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train the stage a YAML config describes")
@@ -56,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     p_eval.add_argument("--base", default=None,
                         help="the before side (default: model_name_or_path + adapter_name_or_path)")
     p_eval.add_argument("--judge", default=None, help="rm output_dir (or a check's name) judging the win rate")
-    p_eval.add_argument("--checks", default=None,
-                        help="comma list: accuracy, format, name, repetition or module:function")
+    p_eval.add_argument("--checks", default=None, help=f"comma list: {', '.join(BUILT_IN)} or module:function")
     p_eval.add_argument("--measures", default=None, help="comma list: perplexity, checks, win_rate, accuracy")
     p_eval.add_argument("--tasks", default=None, help="lm-evaluation-harness tasks, comma list")
     p_eval.add_argument("--limit", type=int, default=None, help="at most N examples per task")

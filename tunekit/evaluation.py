@@ -131,8 +131,8 @@ def evaluate(config, *, tuned: str | None = None, base: str | None = None, judge
     ``adapter_name_or_path``); another run's output_dir or a model name compares with that instead.
     ``judge``: an rm output_dir, or a check (a built-in's name or ``module:function``), that judges the win
     rate. ``checks``: a comma list or a list of built-in checks (accuracy, format, name, repetition),
-    ``module:function`` paths or functions. ``measures``: a subset of perplexity, checks, win_rate, accuracy (default: the
-    stage's own; with the default, the held-out prompts are answered by both sides for the samples).
+    ``module:function`` paths or functions. ``measures``: a subset of perplexity, checks, win_rate, accuracy
+    (default: the stage's own; with the default, the held-out prompts are answered by both sides for the samples).
     ``tasks``: lm-evaluation-harness tasks (comma list), at most ``limit`` examples each.
     Answers are sampled with the same ``max_new_tokens``, ``temperature`` (0: greedy; above: the config's
     top_p / top_k) and ``seed`` (default: the config's) on both sides, ``batch_size`` prompts at a time
@@ -222,8 +222,8 @@ def _plan(cfg: Config, stage, judge, checks, measures, tasks) -> _Plan:
             chosen.append("win_rate")
         if judged and not has_judge:
             raise ConfigError(f"stage={cfg.stage!r} is measured by the win rate of the tuned model's answers over the "
-                              "base's: give judge= (the output_dir of an rm run) or checks= (accuracy, format, name, "
-                              "repetition or module:function) to judge them")
+                              "base's: give judge= (the output_dir of an rm run) or checks= "
+                              f"({', '.join(checking.BUILT_IN)} or module:function) to judge them")
     else:
         chosen = comma_list(measures) if isinstance(measures, str) else list(measures)
         for name in chosen:
@@ -235,7 +235,7 @@ def _plan(cfg: Config, stage, judge, checks, measures, tasks) -> _Plan:
                 fits = ", ".join(m for m in MEASURES if applies[m])
                 raise ConfigError(f"measures: {name!r} does not apply to stage={cfg.stage!r}; it has {fits}")
         if "checks" in chosen and not found:
-            raise ConfigError("measures: 'checks' needs checks: give checks= (accuracy, format, name, repetition or "
+            raise ConfigError(f"measures: 'checks' needs checks: give checks= ({', '.join(checking.BUILT_IN)} or "
                               "module:function)")
         if "win_rate" in chosen and not has_judge:
             raise ConfigError("measures: 'win_rate' needs a judge: give judge= (the output_dir of an rm run) or "
