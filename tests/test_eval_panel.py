@@ -21,14 +21,16 @@ def result():
                       measures={"perplexity": {"base": 14.25, "tuned": 6.3}, "accuracy": {"base": 0.1, "tuned": 0.4}},
                       lower_is_better=["perplexity"],
                       win_rate={"judge": "check:accuracy", "wins": 2, "ties": 1, "losses": 1, "win_rate": 0.625,
-                                "stderr": 0.1},
+                                "stderr": 0.1, "without_ties": 2 / 3},
+                      intervals={"accuracy": {"change": 0.3, "low": 0.12, "high": 0.48}},
                       samples=samples)
 
 
 def test_table_has_the_numbers_the_change_and_the_win_rate(result):
     table = EvalPanel(result).table.value
     for text in ("14.25", "6.3", "-7.95", "0.1", "0.4", "+0.3", "lower is better", "0.625", "2 wins", "1 ties",
-                 "1 losses", "check:accuracy", "tiny-random-llama", "4 held-out rows"):
+                 "1 losses", "check:accuracy", "tiny-random-llama", "4 held-out rows", "ties apart <b>0.667",
+                 "95% interval", "[+0.12, +0.48]"):
         assert text in table
     assert table.count("#2e7d32") == 2  # both measures got better (perplexity by going down)
 

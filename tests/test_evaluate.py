@@ -10,7 +10,7 @@ import yaml
 import tunekit as tk
 from tunekit import checks as checking
 from tunekit.cli import main
-from tunekit.evaluation import RESULTS, SAMPLES, EvalResult
+from tunekit.evaluation import RESULTS, SAMPLES, EvalResult, _paired_interval, _win_rate
 from conftest import run_cli
 
 TINY = {"model_name_or_path": "tiny-random-llama", "cutoff_len": 128, "report_to": "none", "logging_steps": 5,
@@ -71,6 +71,7 @@ def test_a_model_against_itself_wins_half(sft, tmp_path):
                          seed=3, max_new_tokens=8, out=str(tmp_path / "self"))
     w = result.win_rate
     assert w["win_rate"] == 0.5 and w["ties"] == result.rows and w["wins"] == w["losses"] == 0
+    assert w["without_ties"] is None  # no prompt where the answers differ: no rate to give
     assert w["judge"] == "check:name" and all(s["verdict"] == "tie" for s in result.samples)
     assert all(s["base"] == s["tuned"] for s in result.samples)  # same seed, same settings: the same answers
 
@@ -107,6 +108,28 @@ def test_preference_and_rl_stages_judge_the_win_rate(sft, rm, tmp_path):
     assert {"accuracy", "format"} <= set(result.measures) and result.win_rate["judge"] == "check:accuracy"
     assert result.samples[0]["conversation"][0]["role"] == "system"  # math_demo's system prompt went along
     assert "####" in result.samples[0]["reference"]
+    for name in ("accuracy", "format"):  # each check's paired change, inside its own interval
+        span, sides = result.intervals[name], result.measures[name]
+        assert span["change"] == pytest.approx(sides["tuned"] - sides["base"])
+        assert span["low"] <= span["change"] <= span["high"]
+    assert "95% interval" in result.table() and EvalResult.load(tmp_path / "grpo_eval").intervals == result.intervals
+
+
+def test_win_rate_counts_ties_as_half_and_apart():
+    w = _win_rate(["win"] * 6 + ["tie"] * 4 + ["loss"] * 2)
+    assert (w["wins"], w["ties"], w["losses"]) == (6, 4, 2)
+    assert w["win_rate"] == pytest.approx(8 / 12) and w["without_ties"] == pytest.approx(6 / 8)
+
+
+def test_paired_interval_is_the_mean_change_plus_minus_two_standard_errors():
+    base, tuned = [0.0] * 10, [1.0] * 5 + [0.0] * 5  # five prompts gained 1, five did not
+    span = _paired_interval(base, tuned)
+    half = 1.96 * math.sqrt(0.25 * 10 / 9 / 10)  # sample variance of five 1s and five 0s, over n
+    assert span == pytest.approx({"change": 0.5, "low": 0.5 - half, "high": 0.5 + half})
+    assert _paired_interval([0.0, 1.0], [0.0, 1.0]) == {"change": 0.0, "low": 0.0, "high": 0.0}
+    noisy = _paired_interval([0, 1, 0, 1], [1, 0, 1, 0])  # as many gains as losses: the interval holds 0
+    assert noisy["low"] < 0 < noisy["high"]
+    assert _paired_interval([0.0, float("nan")], [1.0, 1.0]) is None  # one prompt scored on both sides
 
 
 def test_a_check_is_called_as_grpo_rewards_are_and_a_wrong_return_is_one_line(sft, tmp_path, monkeypatch):

@@ -20,7 +20,8 @@ assert os.environ.get("TUNEKIT_SMOKE") is None, "the check runs notebooks in ful
 folder = pathlib.Path("saves/{stem}/eval"); folder.mkdir(parents=True)
 folder.joinpath("eval_results.json").write_text(json.dumps({{
     "stage": "sft", "rows": 15, "measures": {{"perplexity": {{"base": 6.9, "tuned": 1.73}}, "name": {{"base": 0.0, "tuned": 1.0}}}},
-    "win_rate": {{"win_rate": 0.72, "wins": 21, "ties": 10, "losses": 5}}}}))
+    "win_rate": {{"win_rate": 0.72, "wins": 21, "ties": 10, "losses": 5, "without_ties": 0.81}},
+    "intervals": {{"name": {{"change": 1.0, "low": 0.9, "high": 1.1}}}}}}))
 """
 
 
@@ -51,7 +52,8 @@ def test_a_passing_notebook_gets_its_before_after_and_slowest_cell(books, tmp_pa
     assert rows[0]["slowest_cells"][0]["cell"] == 1 and rows[0]["slowest_cells"][0]["seconds"] >= 1.4
     assert (out / "02_sft.ipynb").is_file()  # the executed copy, outputs and all
     printed = capsys.readouterr().out
-    assert "| 02_sft |" in printed and "perplexity 6.9 -> 1.73" in printed and "win rate 0.72" in printed
+    assert "| 02_sft |" in printed and "perplexity 6.9 -> 1.73" in printed and "win rate 0.72 (0.81 ties apart)" in printed
+    assert "name 0 -> 1 (change +1, 95% [+0.9, +1.1])" in printed
     assert "1 of 1 notebooks passed" in printed
 
 
@@ -84,3 +86,14 @@ def test_the_makefile_and_readme_name_the_check():
     assert "workshop-check:" in (ROOT / "Makefile").read_text()
     assert "tools/workshop_check.py" in (ROOT / "Makefile").read_text()
     assert "make workshop-check" in (ROOT / "README.md").read_text()
+
+
+def test_seed_sets_the_seed_parameter_after_the_parameters_cell_and_is_recorded(books, tmp_path, capsys):
+    path = notebook(books, "07_grpo", "# Parameters: change them here\nSEED = 42", "assert SEED == 7, SEED",
+                    WRITES_EVAL.format(stem="07_grpo"))
+    out = tmp_path / "check"
+    assert workshop_check.main([str(path), "--folder", str(out), "--seed", "7"]) == 0
+    [row] = json.loads((out / "results.json").read_text())
+    assert row["seed"] == 7 and row["passed"]
+    assert "| 07_grpo | 7 |" in capsys.readouterr().out
+    assert workshop_check.main([str(path), "--folder", str(out)]) == 1  # without --seed the notebook's own 42 stays

@@ -12,7 +12,9 @@ For each notebook it prints a row: wall time, the measured before -> after of it
 ``workshop-check/results.json`` and each executed notebook (with its outputs) beside it, and exits 1
 if a notebook fails or takes longer than its budget (``--budget`` seconds, 600 by default: 10 minutes
 on 2 cores). ``--keep`` reruns the notebooks named after a fix, in the folder as it is (03's reward model
-and 02's adapter stay for 04 and 05), and keeps the other notebooks' rows.
+and 02's adapter stay for 04 and 05), and keeps the other notebooks' rows. ``--seed N`` sets each notebook's
+``SEED`` parameter (a cell ``SEED = N`` after its parameters cell, as papermill injects one), so a second
+seed shows whether a before -> after holds; the row records the seed.
 """
 
 from __future__ import annotations
@@ -58,29 +60,53 @@ def before_after(folder: Path, stem: str) -> dict | None:
                 for name, sides in results.get("measures", {}).items()}
     win = results.get("win_rate")
     return {"rows": results.get("rows"), "measures": measures,
-            "win_rate": win.get("win_rate") if isinstance(win, dict) else win}
+            "win_rate": win.get("win_rate") if isinstance(win, dict) else win,
+            "win_rate_without_ties": win.get("without_ties") if isinstance(win, dict) else None,
+            "intervals": results.get("intervals") or {}}
 
 
 def said(measured: dict | None) -> str:
     if not measured:
         return "-"
-    parts = [f"{name} {_num(s['base'])} -> {_num(s['tuned'])}" for name, s in measured["measures"].items()]
+    parts = []
+    for name, s in measured["measures"].items():
+        span = measured.get("intervals", {}).get(name)
+        span = f" (change {span['change']:+.3g}, 95% [{span['low']:+.3g}, {span['high']:+.3g}])" if span else ""
+        parts.append(f"{name} {_num(s['base'])} -> {_num(s['tuned'])}{span}")
     if measured.get("win_rate") is not None:
-        parts.append(f"win rate {measured['win_rate']:.2f}")
+        apart = measured.get("win_rate_without_ties")
+        parts.append(f"win rate {measured['win_rate']:.2f}" + ("" if apart is None else f" ({apart:.2f} ties apart)"))
     return "; ".join(parts) + f" ({measured['rows']} rows)"
+
+
+def with_seed(notebook, seed: int):
+    """The notebook with ``SEED = seed`` in a cell of its own right after its parameters cell (tagged
+    ``parameters``, or the first code cell that starts with ``# Parameters``), as papermill injects one."""
+    import nbformat
+
+    code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
+    tagged = [i for i in code if "parameters" in notebook.cells[i].get("metadata", {}).get("tags", [])]
+    marked = [i for i in code if notebook.cells[i].source.lstrip().startswith("# Parameters")]
+    after = (tagged or marked or [-1])[0]
+    cell = nbformat.v4.new_code_cell(f"SEED = {seed}  # injected by workshop_check --seed")
+    cell.metadata["tags"] = ["injected-parameters"]
+    notebook.cells.insert(after + 1, cell)
+    return notebook
 
 
 def _num(value) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def run_notebook(path: Path, folder: Path, budget: float) -> dict:
+def run_notebook(path: Path, folder: Path, budget: float, seed: int | None = None) -> dict:
     """Execute one notebook in ``folder``; the executed copy is saved there. Never raises for a failing notebook."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     notebook = nbformat.read(path, as_version=4)
+    if seed is not None:
+        notebook = with_seed(notebook, seed)
     client = NotebookClient(notebook, timeout=int(budget), kernel_name="python3", record_timing=True,
                             resources={"metadata": {"path": str(folder)}})
     error, start = None, time.perf_counter()
@@ -95,7 +121,7 @@ def run_notebook(path: Path, folder: Path, budget: float) -> dict:
     seconds, stopped_at = time.perf_counter() - start, datetime.now(timezone.utc)
     nbformat.write(notebook, folder / path.name)
     over = seconds > budget
-    return {"notebook": path.stem, "seconds": round(seconds, 1), "budget": budget,
+    return {"notebook": path.stem, "seed": seed, "seconds": round(seconds, 1), "budget": budget,
             "passed": error is None and not over,
             "failure": error or (f"took {seconds:.0f} s, over the budget of {budget:.0f} s" if over else None),
             "before_after": before_after(folder, path.stem),
@@ -115,12 +141,14 @@ def _last_line(text: str) -> str:
 
 def table(rows: list[dict]) -> str:
     """The rows as a markdown table (the README carries one)."""
-    out = ["| notebook | wall time | held-out before -> after | result | slowest cells |",
-           "|---|---|---|---|---|"]
+    out = ["| notebook | seed | wall time | held-out before -> after | result | slowest cells |",
+           "|---|---|---|---|---|---|"]
     for r in rows:
         slow = ", ".join(f"[{c['cell']}] {c['seconds']:.0f} s" for c in r["slowest_cells"])
         result = "pass" if r["passed"] else f"FAIL: {r['failure']}"
-        out.append(f"| {r['notebook']} | {r['seconds'] / 60:.1f} min | {said(r['before_after'])} | {result} | {slow} |")
+        seed = "default" if r.get("seed") is None else r["seed"]
+        out.append(f"| {r['notebook']} | {seed} | {r['seconds'] / 60:.1f} min | {said(r['before_after'])} | {result} "
+                   f"| {slow} |")
     return "\n".join(out)
 
 
@@ -132,6 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="where they run and what they write (emptied first; default workshop-check/)")
     parser.add_argument("--keep", action="store_true",
                         help="do not empty the folder: rerun a notebook after a fix, on the earlier ones' outputs")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="set each notebook's SEED parameter (default: the notebooks' own)")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     results = args.folder / "results.json"
@@ -143,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in earlier if r["notebook"] not in rerun]  # the rows of notebooks not run again are kept
     for path in paths:
         print(f"[workshop-check] {path.stem}: running (budget {args.budget:.0f} s) ...", flush=True)
-        rows.append(run_notebook(path.resolve(), args.folder, args.budget))
+        rows.append(run_notebook(path.resolve(), args.folder, args.budget, args.seed))
         r = rows[-1]
         print(f"[workshop-check] {path.stem}: {'pass' if r['passed'] else 'FAIL (' + r['failure'] + ')'}, "
               f"{r['seconds']:.0f} s; {said(r['before_after'])}", flush=True)

@@ -48,7 +48,11 @@ class EvalResult:
     ``{"perplexity": {"base": 14.2, "tuned": 6.3}, "accuracy": {"base": 0.1, "tuned": 0.4}}``;
     ``lower_is_better`` names the measures where smaller is better (perplexity).
     ``win_rate`` (when answers were judged): ``{"judge": "saves/03_rm" or "check:accuracy", "wins": 12,
-    "ties": 3, "losses": 5, "win_rate": 0.675, "stderr": 0.1}``; win_rate = (wins + ties / 2) / rows.
+    "ties": 3, "losses": 5, "win_rate": 0.675, "stderr": 0.1, "without_ties": 0.706}``; win_rate =
+    (wins + ties / 2) / rows, without_ties = wins / (wins + losses) (the rate among the prompts where the answers differ).
+    ``intervals``: for a measure scored per prompt (checks, the judge's score), the change tuned - base, paired
+    by prompt, and its 95% interval: ``{"accuracy": {"change": 0.3, "low": 0.15, "high": 0.45}}``; an interval
+    that holds 0 is a change the held-out rows cannot tell from noise.
     ``samples``: one dict per held-out prompt: ``prompt``, ``base`` and ``tuned`` (the answers), ``reference``
     (the data set's answer, when it has one), ``scores`` (``{"base": {measure: value}, "tuned": {...}}``) and
     ``verdict`` ("win", "tie" or "loss", when judged). ``stderr``: a measure's standard error for each side,
@@ -65,6 +69,7 @@ class EvalResult:
     samples: list[dict] = field(default_factory=list)
     output_dir: str | None = None  # where eval_results.json and eval_samples.jsonl were written
     stderr: dict[str, dict[str, float]] = field(default_factory=dict)  # a measure's standard error per side
+    intervals: dict[str, dict[str, float]] = field(default_factory=dict)  # paired change tuned - base, 95% interval
 
     def to_dict(self) -> dict:
         """What ``eval_results.json`` holds (everything but the samples)."""
@@ -95,15 +100,19 @@ class EvalResult:
     def table(self) -> str:
         """The before/after as a plain-text table (what ``tunekit eval`` prints)."""
         lines = [f"{self.stage}: {self.base} -> {self.tuned} on {self.rows} held-out rows", "",
-                 f"{'measure':<24}{'base':>12}{'tuned':>12}{'change':>12}"]
+                 f"{'measure':<24}{'base':>12}{'tuned':>12}{'change':>12}   95% interval of the change"]
         for name, sides in self.measures.items():
             base, tuned = sides.get("base"), sides.get("tuned")
             change = "" if base is None or tuned is None else f"{tuned - base:+.4g}"
+            span = self.intervals.get(name)
+            span = f"   [{span['low']:+.3g}, {span['high']:+.3g}]" if span else ""
             note = " (lower is better)" if name in self.lower_is_better else ""
-            lines.append(f"{name:<24}{_fmt(base):>12}{_fmt(tuned):>12}{change:>12}{note}")
+            lines.append(f"{name:<24}{_fmt(base):>12}{_fmt(tuned):>12}{change:>12}{span}{note}")
         if self.win_rate:
             w = self.win_rate
-            lines += ["", f"win rate of tuned over base: {w['win_rate']:.3f} ± {w.get('stderr', 0):.3f} "
+            apart = w.get("without_ties")
+            apart = "" if apart is None else f"; ties apart {apart:.3f}"
+            lines += ["", f"win rate of tuned over base: {w['win_rate']:.3f} ± {w.get('stderr', 0):.3f}{apart} "
                           f"({w['wins']} wins, {w['ties']} ties, {w['losses']} losses; judged by {w['judge']})"]
         return "\n".join(lines)
 
@@ -437,6 +446,7 @@ def _evaluate_generator(cfg, data_cfg, stage, plan: _Plan, before: _Side, after:
     measures: dict[str, dict[str, float]] = {}
     stderr: dict[str, dict[str, float]] = {}  # the tasks' "task/metric_stderr", kept beside their measure
     answers: dict[str, list[str]] = {}
+    intervals: dict[str, dict[str, float]] = {}
     rows = len(prompts)
     for side in (before, after):
         say(f"[tunekit] eval: {side.name} = {side.label}")
@@ -477,6 +487,7 @@ def _evaluate_generator(cfg, data_cfg, stage, plan: _Plan, before: _Side, after:
         for name in scores["base"]:
             if "checks" in plan.measures and any(c.name == name for c in plan.checks) or name == "judge_score":
                 measures[name] = {side: _mean(scores[side][name]) for side in ("base", "tuned")}
+                intervals[name] = _paired_interval(scores["base"][name], scores["tuned"][name])
 
     win_rate, verdicts = None, []
     if "win_rate" in plan.measures:
@@ -497,7 +508,7 @@ def _evaluate_generator(cfg, data_cfg, stage, plan: _Plan, before: _Side, after:
         samples.append(sample)
     return EvalResult(stage=cfg.stage, base=before.label, tuned=after.label, rows=rows, measures=measures,
                       lower_is_better=[m for m in measures if m in LOWER_IS_BETTER], win_rate=win_rate,
-                      samples=samples, stderr=stderr)
+                      samples=samples, stderr=stderr, intervals={k: v for k, v in intervals.items() if v})
 
 
 def _verdict(base_answer: str, tuned_answer: str, base_score: float, tuned_score: float) -> str:
@@ -515,7 +526,21 @@ def _win_rate(verdicts: list[str]) -> dict:
     outcomes = [{"win": 1.0, "tie": 0.5, "loss": 0.0}[v] for v in verdicts]
     rate = sum(outcomes) / n if n else math.nan
     spread = math.sqrt(sum((o - rate) ** 2 for o in outcomes) / (n - 1) / n) if n > 1 else 0.0
-    return {"wins": wins, "ties": ties, "losses": n - wins - ties, "win_rate": rate, "stderr": spread}
+    losses = n - wins - ties
+    return {"wins": wins, "ties": ties, "losses": losses, "win_rate": rate, "stderr": spread,
+            "without_ties": wins / (wins + losses) if wins + losses else None}
+
+
+def _paired_interval(base: list[float], tuned: list[float]) -> dict[str, float] | None:
+    """The mean change tuned - base over the prompts both sides were scored on, and its 95% interval
+    (mean ± 1.96 standard errors of the per-prompt changes); None with fewer than two such prompts."""
+    changes = [t - b for b, t in zip(base, tuned) if not (math.isnan(b) or math.isnan(t))]
+    n = len(changes)
+    if n < 2:
+        return None
+    mean = sum(changes) / n
+    half = 1.96 * math.sqrt(sum((c - mean) ** 2 for c in changes) / (n - 1) / n)
+    return {"change": mean, "low": mean - half, "high": mean + half}
 
 
 def _mean(values: list[float]) -> float | None:

@@ -101,16 +101,19 @@ class EvalPanel(StaticCopy, widgets.VBox):
                 better = tuned < base if lower else tuned > base
                 colour = "inherit" if tuned == base else "#2e7d32" if better else "#c62828"
             mark = " <small title='lower is better'>↓ lower is better</small>" if lower else ""
+            span = r.intervals.get(name)
+            span = f"[{span['low']:+.3g}, {span['high']:+.3g}]" if span else ""
             rows.append(f"<tr><td style='padding:2px 10px'>{escape(name)}{mark}</td><td {cell}>{_num(base)}</td>"
                         f"<td {cell}>{_num(tuned)}</td>"
-                        f"<td {cell}><span style='color:{colour}'>{change}</span></td></tr>")
-        head = "".join(f"<th {cell}>{h}</th>" for h in ("base", "tuned", "change"))
+                        f"<td {cell}><span style='color:{colour}'>{change}</span></td><td {cell}>{span}</td></tr>")
+        head = "".join(f"<th {cell}>{h}</th>" for h in ("base", "tuned", "change", "95% interval"))
         html = (f"<div><b>{escape(r.stage)}</b>: {escape(r.base)} → <code>{escape(r.tuned)}</code> "
                 f"on {r.rows} held-out rows</div><table><tr><th style='padding:2px 10px'>measure</th>{head}</tr>"
                 f"{''.join(rows)}</table>")
         if r.win_rate:
             w = r.win_rate
-            html += (f"<div>win rate of tuned over base: <b>{w['win_rate']:.3f}</b> ± {w.get('stderr', 0):.3f} "
+            apart = "" if w.get("without_ties") is None else f"; ties apart <b>{w['without_ties']:.3f}</b>"
+            html += (f"<div>win rate of tuned over base: <b>{w['win_rate']:.3f}</b> ± {w.get('stderr', 0):.3f}{apart} "
                      f"({w['wins']} wins, {w['ties']} ties, {w['losses']} losses; judged by "
                      f"<code>{escape(w['judge'])}</code>)</div>")
         return html
