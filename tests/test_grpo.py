@@ -112,6 +112,25 @@ def test_reward_fn_from_python_and_the_group_spread(grpo):
     assert (Path(result.output_dir) / "adapter_model.safetensors").is_file()
 
 
+def test_the_final_evaluation_samples_num_generations_eval_answers_per_held_out_prompt(grpo, monkeypatch):
+    """num_generations_eval: 1 (trl's key) samples one answer per held-out prompt at the end of training, and
+    the eval batch then need not be a multiple of num_generations."""
+    from trl import GRPOTrainer
+
+    sampled = []
+    original = GRPOTrainer._generate
+
+    def counting(self, prompts, *args, **kwargs):
+        if not self.model.training:
+            sampled.append(len(prompts))
+        return original(self, prompts, *args, **kwargs)
+
+    monkeypatch.setattr(GRPOTrainer, "_generate", counting)
+    result = tk.train(grpo, max_steps=1, val_size=6, num_generations_eval=1, per_device_eval_batch_size=3)
+    assert sum(sampled) == 6  # one answer to each of the 6 held-out problems (4 each without the key)
+    assert "eval_rewards/accuracy/mean" in result.metrics
+
+
 def test_an_rm_output_is_a_reward_through_the_cli(tiny, tmp_path):
     rm = {**tiny, "stage": "rm", "dataset": "dpo_en_demo", "max_samples": 16, "max_steps": 2,
           "output_dir": str(tmp_path / "rm")}
@@ -137,6 +156,10 @@ def test_an_rm_output_is_a_reward_through_the_cli(tiny, tmp_path):
     ({"reward_funcs": "acuracy"}, ["reward_funcs", "'acuracy'", "did you mean 'accuracy'", "module:function"]),
     ({"num_generations": 3}, ["num_generations=3", "per_device_train_batch_size", "8", "multiple"]),
     ({"num_generations": 1}, ["num_generations=1", "at least 2"]),
+    ({"val_size": 8, "per_device_eval_batch_size": 6}, ["per_device_eval_batch_size=6", "num_generations=4"]),
+    ({"val_size": 8, "num_generations_eval": 4, "per_device_eval_batch_size": 6},
+     ["per_device_eval_batch_size=6", "num_generations_eval=4"]),
+    ({"num_generations_eval": 0}, ["num_generations_eval=0", "at least 1"]),
     ({"reward_weights": "1,2,3"}, ["reward_weights", "3 numbers", "2 rewards"]),
     ({"reward_weights": "1,heavy"}, ["reward_weights", "'heavy'", "number"]),
     ({"max_new_tokens": 256}, ["max_new_tokens=256", "cutoff_len=256"]),

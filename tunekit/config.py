@@ -131,6 +131,7 @@ class Config:
     ppo_horizon: int = 10000  # the adaptive KL controller's horizon
     # grpo (pref_beta is its KL weight)
     num_generations: int = 4  # answers sampled per prompt; batch x accumulation counts answers: a multiple of it
+    num_generations_eval: int | None = None  # answers per held-out prompt in the trainer's evaluation (trl's key); default num_generations
     reward_funcs: str = "accuracy,format"  # comma list: accuracy, format, length (tunekit/rewards.py), module:function
     reward_weights: str | None = None  # one number per reward (reward_model last); default: 1 each
     # --- dataset -----------------------------------------------------------------------------

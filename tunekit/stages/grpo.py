@@ -11,7 +11,9 @@ Keys: ``dataset`` (an SFT-shaped set whose answers hold the reference, GSM8K sty
 ``reward_weights`` (one number per reward; default 1 each), ``reward_model`` (an ``rm`` output
 folder: its score is one more reward, weighted last), ``num_generations`` (answers per prompt;
 ``per_device_train_batch_size`` x ``gradient_accumulation_steps`` counts answers and must be a
-multiple of it), ``max_new_tokens`` (answer length), ``temperature`` / ``top_p`` / ``top_k``
+multiple of it), ``num_generations_eval`` (answers per held-out prompt in the evaluation at the end of
+training; default ``num_generations``: 1 measures the held-out rewards at a quarter of the cost of 4),
+``max_new_tokens`` (answer length), ``temperature`` / ``top_p`` / ``top_k``
 (sampling), ``pref_beta`` (the KL weight; above 0 the reference is the model with the LoRA adapter
 disabled), ``cutoff_len`` (prompt + answer; longer prompts are left out).
 Logged: ``reward`` (weighted total), ``rewards/<name>/mean`` per function, ``reward_group_std`` (the
@@ -53,9 +55,14 @@ def check(cfg: Config) -> None:
             f"num_generations={cfg.num_generations} must divide per_device_train_batch_size x "
             f"gradient_accumulation_steps = {answers} (each step's answers are whole groups); make the batch a "
             f"multiple of {cfg.num_generations}, e.g. per_device_train_batch_size: {cfg.num_generations * 2}")
-    if (cfg.val_size or cfg.eval_dataset) and cfg.per_device_eval_batch_size % cfg.num_generations:
+    if cfg.num_generations_eval is not None and cfg.num_generations_eval < 1:
+        raise ConfigError(f"num_generations_eval={cfg.num_generations_eval} must be at least 1 (answers per held-out "
+                          "prompt), or left out for num_generations")
+    eval_group, eval_key = ((cfg.num_generations_eval, "num_generations_eval") if cfg.num_generations_eval
+                            else (cfg.num_generations, "num_generations"))
+    if (cfg.val_size or cfg.eval_dataset) and cfg.per_device_eval_batch_size % eval_group:
         raise ConfigError(f"per_device_eval_batch_size={cfg.per_device_eval_batch_size} must be a multiple of "
-                          f"num_generations={cfg.num_generations} (each prompt's answers are scored together)")
+                          f"{eval_key}={eval_group} (each prompt's answers are scored together)")
     check_room_to_answer(cfg)
 
 
@@ -146,6 +153,7 @@ def build(p: Parts):
     weights = [float(w) for w in comma_list(cfg.reward_weights)] or None
     args = GRPOConfig(
         **only_known(GRPOConfig, p.args), num_generations=cfg.num_generations,
+        num_generations_eval=cfg.num_generations_eval,
         max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
         repetition_penalty=cfg.repetition_penalty, beta=cfg.pref_beta, reward_weights=weights,
     )
