@@ -30,7 +30,7 @@ from .errors import ConfigError
 
 BUILT_IN = ("accuracy", "format", "name", "repetition")
 LOWER_IS_BETTER = ("repetition",)  # checks where a smaller number is the better answer
-DEFAULTS = {"math_demo": ("accuracy", "format"), "identity": ("name",)}  # data set -> the checks it brings
+DEFAULTS = {"math_demo": ("accuracy", "format"), "math_tables_demo": ("accuracy", "format"), "identity": ("name",)}  # data set -> the checks it brings
 CALLED_AS = ("it is called as GRPO reward functions are, fn(prompts=[...], completions=[...], answer=[...], ...), "
              "and must return a list of numbers, one per completion")
 

@@ -186,6 +186,24 @@ def check_math(rows: list) -> tuple[int, int]:
     return n_arith, n_word
 
 
+def check_math_tables(rows: list) -> None:
+    """math_tables_demo: every a * b and (a * b) / b for a, b in 2..12, once each, worked and answered right."""
+    want = {f"What is {a} * {b}?" for a in range(2, 13) for b in range(2, 13)}
+    want |= {f"What is {a * b} / {b}?" for a in range(2, 13) for b in range(2, 13)}
+    questions = [r.get("question") for r in rows]
+    if len(questions) != len(set(questions)) or set(questions) != want:
+        fail(f"math_tables: {len(rows)} rows are not the {len(want)} times-table questions, once each")
+    for i, r in enumerate(rows):
+        m = re.fullmatch(r"What is (\d+) ([*/]) (\d+)\?", r.get("question", ""))
+        if not m:
+            continue
+        a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+        c = a * b if op == "*" else a // b
+        if r.get("answer") != f"{a} {op} {b} = {c}\n#### {c}":
+            fail(f"math_tables {i}: {r['question']} -> {r.get('answer')!r}, want {c}")
+        checked["computed"] += 1
+
+
 def load_json(name: str):
     try:
         return json.loads((HERE / name).read_text(encoding="utf-8"))
@@ -300,6 +318,7 @@ def main() -> int:
     # math (grpo)
     math = load_json("math_demo.json")
     n_arith, n_word = check_math(math)
+    check_math_tables(load_json("math_tables_demo.json"))
 
     # registry
     info = load_json("dataset_info.json")

@@ -8,6 +8,7 @@ Run ``python3 tools/demo_data/generate.py``; it writes, into ``tunekit/data/demo
 * ``dpo_en_demo.json``    -- sharegpt preference pairs (chosen / rejected)
 * ``kto_en_demo.json``    -- sharegpt rows with a boolean desirability ``label``
 * ``math_demo.json``      -- GSM8K-shaped system / question / answer rows (answers end ``#### N``) for GRPO
+* ``math_tables_demo.json`` -- the easy slice of that task: every times-table product and quotient up to 12 x 12
 * ``dataset_info.json``   -- a LLaMA-Factory-compatible registry of the files above
 
 All of the text -- templates, sentence fragments, facts and answers -- was written for
@@ -34,6 +35,7 @@ N_DPO_MULTI = 48
 N_KTO = 360  # must be even: half true, half false
 N_MATH = 360  # half plain arithmetic, half word problems
 MATH_SEED = SEED + 6  # math_demo's own generator: adding it left the other files unchanged
+TABLES_SEED = SEED + 7  # math_tables_demo's order
 
 
 # ---------------------------------------------------------------------------
@@ -1855,6 +1857,18 @@ def build_math(rng: random.Random) -> list[dict]:
     return rows
 
 
+def build_math_tables(rng: random.Random) -> list[dict]:
+    """Every 'What is a * b?' and 'What is (a * b) / b?' with a and b from 2 to 12, in a shuffled order:
+    the facts a 135M model already holds, so that a short RL run can teach it to state them in the format."""
+    rows = []
+    for a in range(2, 13):
+        for b in range(2, 13):
+            rows.append((f"What is {a} * {b}?", f"{a} * {b} = {a * b}", a * b))
+            rows.append((f"What is {a * b} / {b}?", f"{a * b} / {b} = {a}", a))
+    rng.shuffle(rows)
+    return [{"system": MATH_SYSTEM, "question": q, "answer": f"{working}\n#### {answer}"} for q, working, answer in rows]
+
+
 DATASET_INFO = {
     "c4_demo": {"file_name": "c4_demo.jsonl", "columns": {"prompt": "text"}},
     "alpaca_en_demo": {"file_name": "alpaca_en_demo.json"},
@@ -1867,6 +1881,8 @@ DATASET_INFO = {
                              "user_tag": "user", "assistant_tag": "assistant"}},
     "math_demo": {"file_name": "math_demo.json",
                   "columns": {"prompt": "question", "response": "answer", "system": "system"}},
+    "math_tables_demo": {"file_name": "math_tables_demo.json",
+                         "columns": {"prompt": "question", "response": "answer", "system": "system"}},
 }
 
 
@@ -1884,6 +1900,7 @@ def main(out_dir: Path = HERE) -> dict[str, int]:
     dpo = build_dpo(random.Random(SEED + 4))
     kto = build_kto(random.Random(SEED + 5))
     math = build_math(random.Random(MATH_SEED))
+    tables = build_math_tables(random.Random(TABLES_SEED))
     with open(out_dir / "c4_demo.jsonl", "w", encoding="utf-8") as f:
         for doc in c4:
             f.write(json.dumps(doc, ensure_ascii=False) + "\n")
@@ -1892,9 +1909,11 @@ def main(out_dir: Path = HERE) -> dict[str, int]:
     _write_json(out_dir / "dpo_en_demo.json", dpo)
     _write_json(out_dir / "kto_en_demo.json", kto)
     _write_json(out_dir / "math_demo.json", math)
+    _write_json(out_dir / "math_tables_demo.json", tables)
     _write_json(out_dir / "dataset_info.json", DATASET_INFO)
     counts = {"c4_demo": len(c4), "alpaca_en_demo": len(alpaca), "identity": len(identity),
-              "dpo_en_demo": len(dpo), "kto_en_demo": len(kto), "math_demo": len(math)}
+              "dpo_en_demo": len(dpo), "kto_en_demo": len(kto), "math_demo": len(math),
+              "math_tables_demo": len(tables)}
     return counts
 
 
