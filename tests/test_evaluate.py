@@ -229,3 +229,11 @@ def test_repetition_scores_an_answer_that_loops_and_judges_the_less_repetitive_a
         base, tuned = sample["scores"]["base"]["repetition"], sample["scores"]["tuned"]["repetition"]
         assert sample["verdict"] == ("tie" if base == tuned else "win" if tuned < base else "loss"), sample
     assert result.measures["repetition"]["tuned"] > result.measures["repetition"]["base"]
+
+
+def test_accuracy_leaves_out_rows_whose_reference_has_no_number():
+    said = lambda *texts: [[{"role": "assistant", "content": t}] for t in texts]  # noqa: E731
+    scores = checking.accuracy(said("13 + 26 = 39", "It is 40.", "Rome", "#### 7"),
+                               answer=["Priya now has 13 + 26 = 39 marbles.", "104 F is 38 C.",
+                                       "The capital of Italy is Rome.", "3 + 4 = 7\n#### 7"])
+    assert scores == [1.0, 0.0, None, 1.0]  # a right final number, a wrong one, no number to check, the #### one

@@ -7,7 +7,9 @@ chat messages (``[{"role": "assistant", "content": ...}]``; ``tunekit.rewards.te
 and the row's other columns come as keywords (``answer``: the data set's answer to the prompt). It
 returns one number per completion (``None``: not applicable, left out of the mean).
 
-Built-in checks: ``accuracy`` and ``format`` (GSM8K style ``#### <number>``, from ``tunekit/rewards.py``),
+Built-in checks: ``accuracy`` and ``format`` (GSM8K style ``#### <number>``, from ``tunekit/rewards.py``; rows whose
+own answer holds no number are left out of ``accuracy``, so a mixed set such as ``alpaca_en_demo`` is scored on
+its computed rows),
 ``name`` (the answer names ``identity_name``, the model's name in the bundled ``identity`` set; rows whose
 own answer does not name it are left out) and ``repetition`` (the share of an answer's word 3-grams that repeat
 an earlier one of the same answer: 0 for an answer that never repeats itself; lower is better, and a win judged
@@ -58,6 +60,14 @@ def repetition(completions, n: int = 3, **kwargs) -> list[float]:
         grams = [tuple(words[i: i + n]) for i in range(len(words) - n + 1)]
         out.append((len(grams) - len(set(grams))) / len(grams) if grams else 0.0)
     return out
+
+
+def accuracy(completions, answer, **kwargs) -> list[float | None]:
+    """``accuracy``: GRPO's ``accuracy`` reward (the answer's final number, or the one after ``####``, equals the
+    reference's) on rows whose reference holds a number; ``None`` (not applicable) for the others."""
+    scores = rewards.accuracy(completions, answer)
+    return [None if rewards.extract_answer(str(reference)) is None else score
+            for score, reference in zip(scores, answer)]
 
 
 @dataclass
@@ -111,7 +121,7 @@ def built_in(name: str, cfg: Config):
     """The built-in check called ``name``."""
     if name == "name":
         return name_check(cfg.identity_name)
-    return {"accuracy": rewards.accuracy, "format": rewards.format, "repetition": repetition}[name]
+    return {"accuracy": accuracy, "format": rewards.format, "repetition": repetition}[name]
 
 
 def defaults(cfg: Config, reward_funcs: bool = False) -> list[str]:
@@ -136,5 +146,5 @@ def _short(err: Exception) -> str:
     return line if len(line) <= 120 else line[:117] + "..."
 
 
-__all__ = ["BUILT_IN", "Check", "DEFAULTS", "LOWER_IS_BETTER", "built_in", "defaults", "name_check", "repetition",
+__all__ = ["BUILT_IN", "Check", "DEFAULTS", "LOWER_IS_BETTER", "accuracy", "built_in", "defaults", "name_check", "repetition",
            "resolve"]
