@@ -97,3 +97,16 @@ def test_seed_sets_the_seed_parameter_after_the_parameters_cell_and_is_recorded(
     assert row["seed"] == 7 and row["passed"]
     assert "| 07_grpo | 7 |" in capsys.readouterr().out
     assert workshop_check.main([str(path), "--folder", str(out)]) == 1  # without --seed the notebook's own 42 stays
+
+
+def test_set_injects_any_parameter_as_a_literal_and_the_row_names_it(books, tmp_path, capsys):
+    path = notebook(books, "04_ppo", "# Parameters: change them here\nKL_OFF_STEPS = 0\nNAME = 'a'",
+                    "assert KL_OFF_STEPS == 24 and NAME == 'b c', (KL_OFF_STEPS, NAME)")
+    out = tmp_path / "check"
+    assert workshop_check.main([str(path), "--folder", str(out), "--set", "KL_OFF_STEPS=24", "--set", "NAME=b c"]) == 0
+    [row] = json.loads((out / "results.json").read_text())
+    assert row["parameters"] == {"KL_OFF_STEPS": 24, "NAME": "b c"} and row["passed"]
+    assert "| 04_ppo KL_OFF_STEPS=24 NAME=b c |" in capsys.readouterr().out
+    assert workshop_check.main([str(path), "--folder", str(out)]) == 1  # without --set the notebook's own values stay
+    with pytest.raises(SystemExit):
+        workshop_check.main([str(path), "--set", "24"])  # not NAME=VALUE: argparse says so and stops

@@ -14,12 +14,14 @@ if a notebook fails or takes longer than its budget (``--budget`` seconds, 600 b
 on 2 cores). ``--keep`` reruns the notebooks named after a fix, in the folder as it is (03's reward model
 and 02's adapter stay for 04 and 05), and keeps the other notebooks' rows. ``--seed N`` sets each notebook's
 ``SEED`` parameter (a cell ``SEED = N`` after its parameters cell, as papermill injects one), so a second
-seed shows whether a before -> after holds; the row records the seed.
+seed shows whether a before -> after holds; the row records the seed. ``--set NAME=VALUE`` sets any other
+parameter the same way (``--set KL_OFF_STEPS=24`` runs 04_ppo's optional section); the row records it.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -79,34 +81,47 @@ def said(measured: dict | None) -> str:
     return "; ".join(parts) + f" ({measured['rows']} rows)"
 
 
-def with_seed(notebook, seed: int):
-    """The notebook with ``SEED = seed`` in a cell of its own right after its parameters cell (tagged
-    ``parameters``, or the first code cell that starts with ``# Parameters``), as papermill injects one."""
+def with_parameters(notebook, values: dict):
+    """The notebook with ``NAME = value`` for each of ``values`` in a cell of its own right after its parameters
+    cell (tagged ``parameters``, or the first code cell that starts with ``# Parameters``), as papermill injects one."""
     import nbformat
 
     code = [i for i, c in enumerate(notebook.cells) if c.cell_type == "code"]
     tagged = [i for i in code if "parameters" in notebook.cells[i].get("metadata", {}).get("tags", [])]
     marked = [i for i in code if notebook.cells[i].source.lstrip().startswith("# Parameters")]
     after = (tagged or marked or [-1])[0]
-    cell = nbformat.v4.new_code_cell(f"SEED = {seed}  # injected by workshop_check --seed")
+    lines = [f"{name} = {value!r}" for name, value in values.items()]
+    cell = nbformat.v4.new_code_cell("# injected by workshop_check (--seed, --set)\n" + "\n".join(lines))
     cell.metadata["tags"] = ["injected-parameters"]
     notebook.cells.insert(after + 1, cell)
     return notebook
+
+
+def parameter(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` from ``--set``: the value as a Python literal (24, 0.5, True, "x"), else as a string."""
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"--set {text!r}: write NAME=VALUE, e.g. --set KL_OFF_STEPS=24")
+    try:
+        return name.strip(), ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        return name.strip(), value.strip()
 
 
 def _num(value) -> str:
     return "-" if value is None else f"{value:.3g}"
 
 
-def run_notebook(path: Path, folder: Path, budget: float, seed: int | None = None) -> dict:
+def run_notebook(path: Path, folder: Path, budget: float, seed: int | None = None, values: dict | None = None) -> dict:
     """Execute one notebook in ``folder``; the executed copy is saved there. Never raises for a failing notebook."""
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     notebook = nbformat.read(path, as_version=4)
-    if seed is not None:
-        notebook = with_seed(notebook, seed)
+    injected = ({"SEED": seed} if seed is not None else {}) | (values or {})
+    if injected:
+        notebook = with_parameters(notebook, injected)
     client = NotebookClient(notebook, timeout=int(budget), kernel_name="python3", record_timing=True,
                             resources={"metadata": {"path": str(folder)}})
     error, start = None, time.perf_counter()
@@ -121,7 +136,7 @@ def run_notebook(path: Path, folder: Path, budget: float, seed: int | None = Non
     seconds, stopped_at = time.perf_counter() - start, datetime.now(timezone.utc)
     nbformat.write(notebook, folder / path.name)
     over = seconds > budget
-    return {"notebook": path.stem, "seed": seed, "seconds": round(seconds, 1), "budget": budget,
+    return {"notebook": path.stem, "seed": seed, "parameters": values or {}, "seconds": round(seconds, 1), "budget": budget,
             "passed": error is None and not over,
             "failure": error or (f"took {seconds:.0f} s, over the budget of {budget:.0f} s" if over else None),
             "before_after": before_after(folder, path.stem),
@@ -147,7 +162,8 @@ def table(rows: list[dict]) -> str:
         slow = ", ".join(f"[{c['cell']}] {c['seconds']:.0f} s" for c in r["slowest_cells"])
         result = "pass" if r["passed"] else f"FAIL: {r['failure']}"
         seed = "default" if r.get("seed") is None else r["seed"]
-        out.append(f"| {r['notebook']} | {seed} | {r['seconds'] / 60:.1f} min | {said(r['before_after'])} | {result} "
+        name = r["notebook"] + "".join(f" {k}={v}" for k, v in (r.get("parameters") or {}).items())
+        out.append(f"| {name} | {seed} | {r['seconds'] / 60:.1f} min | {said(r['before_after'])} | {result} "
                    f"| {slow} |")
     return "\n".join(out)
 
@@ -162,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not empty the folder: rerun a notebook after a fix, on the earlier ones' outputs")
     parser.add_argument("--seed", type=int, default=None,
                         help="set each notebook's SEED parameter (default: the notebooks' own)")
+    parser.add_argument("--set", type=parameter, action="append", default=[], metavar="NAME=VALUE", dest="values",
+                        help="set another parameter of each notebook, e.g. --set KL_OFF_STEPS=24 (repeatable)")
     args = parser.parse_args(argv)
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     results = args.folder / "results.json"
@@ -173,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in earlier if r["notebook"] not in rerun]  # the rows of notebooks not run again are kept
     for path in paths:
         print(f"[workshop-check] {path.stem}: running (budget {args.budget:.0f} s) ...", flush=True)
-        rows.append(run_notebook(path.resolve(), args.folder, args.budget, args.seed))
+        rows.append(run_notebook(path.resolve(), args.folder, args.budget, args.seed, dict(args.values)))
         r = rows[-1]
         print(f"[workshop-check] {path.stem}: {'pass' if r['passed'] else 'FAIL (' + r['failure'] + ')'}, "
               f"{r['seconds']:.0f} s; {said(r['before_after'])}", flush=True)
