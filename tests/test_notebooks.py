@@ -97,13 +97,31 @@ def yaml_of(folder: Path, stem: str) -> dict:
     return yaml.safe_load((folder / "saves" / f"{stem}.yaml").read_text())
 
 
-def test_ppo_notebook_builds_a_small_reward_model_when_03_was_not_run(tmp_path, monkeypatch):
+def test_ppo_notebook_builds_a_small_reward_model_when_03_was_not_run_and_runs_its_kl_off_section_when_asked(
+        tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEKIT_SMOKE", "1")
     notebook = nbformat.read(ROOT / "notebooks" / "04_ppo.ipynb", as_version=4)
+    parameters = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
+    notebook.cells.insert(parameters + 1, nbformat.v4.new_code_cell("KL_OFF_STEPS = 24"))  # as papermill injects it
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "run 03_reward_model.ipynb first" in text
     assert (tmp_path / "saves" / "03_reward_model" / "adapter_config.json").is_file()
+    # the reward-hacking section: a second run whose KL coefficient stays 0, judged with a check the judge never saw
+    assert "Skipped" not in text and "kl_k3 at its highest" in text
+    records = [json.loads(line) for line in (tmp_path / "saves" / "04_ppo_kl_off" / "trainer_log.jsonl").read_text().splitlines()]
+    assert [r["kl_coef"] for r in records if "kl_coef" in r] == [0.0, 0.0]  # 24 steps, 2 in smoke mode
+    measured = json.loads((tmp_path / "saves" / "04_ppo_kl_off" / "eval" / "eval_results.json").read_text())
+    assert {"accuracy", "repetition", "judge_score"} <= set(measured["measures"]) and measured["win_rate"]
+
+
+def test_ppo_notebook_skips_its_kl_off_section_by_default():
+    notebook = nbformat.read(ROOT / "notebooks" / "04_ppo.ipynb", as_version=4)
+    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    assert "KL_OFF_STEPS = 0" in parameters.source  # 20 more minutes: not within the notebook's 10
+    section = [c.source for c in notebook.cells
+               if c.cell_type == "code" and "KL_OFF_STEPS" in c.source and "ppo_init_kl_coef" in c.source]
+    assert len(section) == 1 and '"ppo_init_kl_coef": 0.0' in section[0] and '"ppo_target": 0.0' in section[0]
 
 
 def test_smoke_swaps_the_model_and_every_count_only_in_smoke_mode(monkeypatch):
