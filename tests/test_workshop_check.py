@@ -57,19 +57,35 @@ def test_a_passing_notebook_gets_its_before_after_and_slowest_cell(books, tmp_pa
     assert "1 of 1 notebooks passed" in printed
 
 
-def test_a_failing_or_overlong_notebook_fails_the_check_and_the_rest_still_run(books, tmp_path, capsys):
+def test_a_failing_notebook_fails_the_check_and_the_rest_still_run(books, tmp_path, capsys):
+    # the budget is generous: whether the fine notebook passes must not hang on how fast a kernel starts here
     broken = notebook(books, "01_broken", "raise ValueError('the data folder is missing')")
-    slow = notebook(books, "02_slow", "import time; time.sleep(5)")
-    fine = notebook(books, "03_fine", "x = 1")
+    fine = notebook(books, "02_fine", "x = 1")
     out = tmp_path / "check"
-    assert workshop_check.main([str(broken), str(slow), str(fine), "--folder", str(out), "--budget", "3"]) == 1
+    assert workshop_check.main([str(broken), str(fine), "--folder", str(out), "--budget", "300"]) == 1
     rows = {r["notebook"]: r for r in json.loads((out / "results.json").read_text())}
     assert not rows["01_broken"]["passed"] and "the data folder is missing" in rows["01_broken"]["failure"]
-    assert not rows["02_slow"]["passed"] and "budget" in rows["02_slow"]["failure"]
-    assert rows["02_slow"]["slowest_cells"][0]["cell"] == 0 and rows["02_slow"]["slowest_cells"][0]["seconds"] >= 3
-    assert rows["03_fine"]["passed"] and rows["03_fine"]["before_after"] is None
+    assert rows["02_fine"]["passed"] and rows["02_fine"]["before_after"] is None
     printed = capsys.readouterr().out
-    assert "FAIL" in printed and "1 of 3 notebooks passed" in printed
+    assert "FAIL" in printed and "1 of 2 notebooks passed" in printed
+
+
+def test_a_cell_past_the_budget_is_stopped_and_fails_the_check(books, tmp_path):
+    slow = notebook(books, "01_slow", "import time; time.sleep(120)")  # would take 2 min; the budget stops it at 3 s
+    out = tmp_path / "check"
+    assert workshop_check.main([str(slow), "--folder", str(out), "--budget", "3"]) == 1
+    row = json.loads((out / "results.json").read_text())[0]
+    assert not row["passed"] and "budget" in row["failure"] and row["seconds"] < 120
+    assert row["slowest_cells"][0]["cell"] == 0 and row["slowest_cells"][0]["seconds"] >= 3
+
+
+def test_a_notebook_whose_cells_each_fit_but_together_overrun_fails_the_check(books, tmp_path):
+    # three cells of 2 s each, each well inside the 5 s a cell may take; together at least 6 s, past the budget
+    overlong = notebook(books, "01_overlong", *["import time; time.sleep(2)"] * 3)
+    out = tmp_path / "check"
+    assert workshop_check.main([str(overlong), "--folder", str(out), "--budget", "5"]) == 1
+    row = json.loads((out / "results.json").read_text())[0]
+    assert not row["passed"] and "over the budget of 5 s" in row["failure"] and row["seconds"] >= 6
 
 
 def test_keep_reruns_one_notebook_on_the_earlier_outputs_and_keeps_the_other_rows(books, tmp_path):
