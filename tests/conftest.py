@@ -1,5 +1,6 @@
 """Shared helpers: every test trains the tiny random Llama, in a temporary folder."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def load_tool(name: str):
+    """A script of ``tools/`` (not a package) as a module, e.g. ``load_tool("workshop_check").with_parameters``."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from conftest import ROOT
+from conftest import ROOT, load_tool
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NAMES = ["00_quickstart", "01_pretrain", "02_sft", "03_reward_model", "04_ppo", "05_dpo", "06_kto", "07_grpo"]
@@ -101,8 +101,7 @@ def test_ppo_notebook_builds_a_small_reward_model_when_03_was_not_run_and_runs_i
         tmp_path, monkeypatch):
     monkeypatch.setenv("TUNEKIT_SMOKE", "1")
     notebook = nbformat.read(ROOT / "notebooks" / "04_ppo.ipynb", as_version=4)
-    parameters = next(i for i, c in enumerate(notebook.cells) if "parameters" in c.metadata.get("tags", []))
-    notebook.cells.insert(parameters + 1, nbformat.v4.new_code_cell("KL_OFF_STEPS = 24"))  # as papermill injects it
+    notebook = load_tool("workshop_check").with_parameters(notebook, {"KL_OFF_STEPS": 24})  # as papermill injects it
     NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "run 03_reward_model.ipynb first" in text

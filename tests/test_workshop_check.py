@@ -2,17 +2,14 @@
 the held-out before/after, pass/fail and the slowest cells, writes JSON, and exits 1 on a failure or an
 overrun. Here on small synthetic notebooks (the real ones take most of an hour in full mode)."""
 
-import importlib.util
 import json
 
 import nbformat
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, load_tool
 
-spec = importlib.util.spec_from_file_location("workshop_check", ROOT / "tools" / "workshop_check.py")
-workshop_check = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(workshop_check)
+workshop_check = load_tool("workshop_check")
 
 WRITES_EVAL = """
 import json, os, pathlib
