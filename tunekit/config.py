@@ -69,6 +69,7 @@ class Config:
     adapter_name_or_path: str | None = None  # saved LoRA adapter(s) to continue from (comma list)
     template: str | None = None  # LLaMA-Factory's name; the tokenizer's own template is used where it has one
     enable_thinking: bool = True  # false: thinking off in the chat template (as the *_nothink templates do)
+    preserve_thinking: bool = False  # keep earlier answers' reasoning (templates that read it; LLaMA-Factory's key)
     trust_remote_code: bool = False
     cache_dir: str | None = None
     backend: str = "auto"  # auto | hf | unsloth

@@ -334,7 +334,8 @@ def _load(cfg: Config, side: _Side, head: str = "causal_lm"):
 
     loading = parse_config({"model_name_or_path": side.model, "adapter_name_or_path": side.adapter, "do_train": False,
                             "finetuning_type": "lora" if side.adapter else "full", "template": cfg.template,
-                            "enable_thinking": cfg.enable_thinking, "trust_remote_code": cfg.trust_remote_code,
+                            "enable_thinking": cfg.enable_thinking, "preserve_thinking": cfg.preserve_thinking,
+                            "trust_remote_code": cfg.trust_remote_code,
                             "cache_dir": cfg.cache_dir, "backend": cfg.backend})
     model, tokenizer = load_model(loading, head=head)
     model.eval()

@@ -85,5 +85,7 @@ def training_mode(model) -> None:
 
 
 def _render(tokenizer, prompt: str, system: str | None) -> str:
+    from .rendering import prompt_text
+
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    return prompt_text(tokenizer, messages)

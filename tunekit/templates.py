@@ -7,7 +7,7 @@
   When the named format differs from the tokenizer's own (``template: llama3`` for a ChatML tokenizer),
   one warning says so, and which one is used.
 - A tokenizer without a template gets the named one where tunekit has it built in (``chatml`` and the
-  ChatML family, ``llama3``, ``alpaca``, ``default``); else a ``ConfigError`` names those.
+  ChatML family, ``llama3``, ``mistral``, ``alpaca``, ``default``); else a ``ConfigError`` names those.
 - ``*_nothink`` names (``qwen3_nothink``) and ``enable_thinking: false`` turn thinking off in the chat
   template (Qwen3-style ``enable_thinking``), for training, evaluation and generation alike.
 - A name LLaMA-Factory does not know is a ``ConfigError`` (``check_template_name``, called by the config).
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import difflib
+from dataclasses import dataclass
 
 from .errors import ConfigError, warn
 
@@ -45,7 +46,16 @@ ALPACA = (
     "{% if add_generation_prompt %}{{ '### Response:\\n' }}{% endif %}"
 )
 
-TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "alpaca": ALPACA, "default": CHATML}
+MISTRAL = (  # [INST] turns; a system message goes before the first user turn's text
+    "{{ bos_token }}{% set system = messages[0]['content'] if messages[0]['role'] == 'system' else '' %}"
+    "{% for message in messages if message['role'] != 'system' %}"
+    "{% if message['role'] == 'user' %}"
+    "{{ '[INST] ' + (system + '\n\n' if system and loop.first else '') + message['content'] | trim + ' [/INST]' }}"
+    "{% else %}{{ message['content'] | trim + eos_token }}{% endif %}"
+    "{% endfor %}"
+)
+
+TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "alpaca": ALPACA, "mistral": MISTRAL, "default": CHATML}
 # Names whose format LLaMA-Factory renders in place of the tokenizer's own chat template (its
 # ``replace_jinja_template``): ``template: chatml`` on SmolLM2 adds no system prompt, where SmolLM2's own adds one.
 REPLACES = ("chatml", "alpaca")
@@ -98,9 +108,11 @@ def check_template_name(name: str | None) -> None:
                       f"own (leave template out) or one of: {', '.join(KNOWN)}")
 
 
-def ensure_chat_template(tokenizer, name: str | None, enable_thinking: bool = True) -> None:
+def ensure_chat_template(tokenizer, name: str | None, enable_thinking: bool = True,
+                         preserve_thinking: bool = False) -> None:
     """Give ``tokenizer`` its chat template: its own (with one warning when ``name`` is another format), else
-    the built-in one called ``name``; then thinking off for ``*_nothink`` and ``enable_thinking: false``."""
+    the built-in one called ``name``; then thinking off for ``*_nothink`` and ``enable_thinking: false``. How it
+    is rendered (``rendering.py``) is remembered on the tokenizer."""
     key = base_name(name) if name else None
     own = tokenizer.chat_template
     if own and not isinstance(own, str):  # several named templates: the default one is rendered
@@ -123,6 +135,24 @@ def ensure_chat_template(tokenizer, name: str | None, enable_thinking: bool = Tr
     thinking_off = enable_thinking is False or bool(name and name.strip().lower().endswith("_nothink"))
     if thinking_off and isinstance(tokenizer.chat_template, str) and _THINKING_OFF not in tokenizer.chat_template:
         tokenizer.chat_template = _THINKING_OFF + tokenizer.chat_template
+    set_style(tokenizer, name, not thinking_off, preserve_thinking)
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a tokenizer's template is rendered (``rendering.py`` reads it): the ``template`` name and the thinking
+    keys."""
+
+    template: str | None = None
+    enable_thinking: bool = True
+    preserve_thinking: bool = False
+
+
+def set_style(tokenizer, template: str | None = None, enable_thinking: bool = True,
+              preserve_thinking: bool = False) -> None:
+    """Remember on ``tokenizer`` how its template is rendered."""
+    tokenizer.tunekit_style = Style(template.strip().lower() if template else None, enable_thinking is not False,
+                                    bool(preserve_thinking))
 
 
 # Prepended to a template: ``enable_thinking`` is false whatever the caller passes (Qwen3-style templates then

@@ -26,6 +26,8 @@ from .static import StaticCopy, escape
 
 LOSS_STYLE = "background:#b7ebb0"  # a token the loss is computed on
 CONTEXT_STYLE = "background:#e4e4e4;color:#555"  # a token the model only reads
+REASONING_STYLE = "background:#e1d5f5"  # an answer's reasoning (<think> ... </think>), shown apart
+REASONING_PART = " data-part='reasoning'"
 ROLE_COLOUR = {"system": "#f3e8ff", "user": "#e8f0fe", "assistant": "#e9f7ef", "tool": "#fff4e5",
                "function_call": "#d7f0e0"}
 MAX_LENGTH_ROWS = 2000  # the histogram counts at most this many rows
@@ -100,6 +102,11 @@ class DataPanel(StaticCopy, widgets.VBox):
         row = self.rows[self.index] if row is None else row
         return [self._spans(encoded) for _, encoded in self.encoded(row)]
 
+    def reasoning_spans(self, row: dict | None = None) -> list[list[bool]]:
+        """For each sequence of ``row`` (default: the current one): which tokens are an answer's reasoning."""
+        row = self.rows[self.index] if row is None else row
+        return [list(encoded.get("reasoning") or [False] * len(encoded["input_ids"])) for _, encoded in self.encoded(row)]
+
     def _spans(self, encoded: dict) -> list[tuple[str, bool]]:
         return [(self.tokenizer.decode([t]), label != IGNORE_INDEX)
                 for t, label in zip(encoded["input_ids"], encoded["labels"])]
@@ -124,14 +131,18 @@ class DataPanel(StaticCopy, widgets.VBox):
         parts = []
         for title, encoded in self.encoded(row):
             spans = self._spans(encoded)
+            thoughts = encoded.get("reasoning") or [False] * len(spans)
             tokens = "".join(
-                f"<span class='{'tk-loss' if loss else 'tk-context'}' style='{LOSS_STYLE if loss else CONTEXT_STYLE};"
-                f"margin:0 1px;border-radius:2px'>{escape(text)}</span>" for text, loss in spans)
+                f"<span class='{'tk-loss' if loss else 'tk-context'}'{REASONING_PART if thought else ''} "
+                f"style='{REASONING_STYLE if thought else LOSS_STYLE if loss else CONTEXT_STYLE};"
+                f"margin:0 1px;border-radius:2px'>{escape(text)}</span>" for (text, loss), thought in zip(spans, thoughts))
             trained = sum(loss for _, loss in spans)
+            reasoning = f", {sum(thoughts)} of them reasoning" if any(thoughts) else ""
             parts.append(f"<div style='flex:1;min-width:0'><small><b>{escape(title)}</b>: {len(spans)} tokens, "
-                         f"{trained} carry loss</small><div style='white-space:pre-wrap;font-family:monospace;"
+                         f"{trained} carry loss{reasoning}</small><div style='white-space:pre-wrap;font-family:monospace;"
                          f"font-size:11px;max-height:240px;overflow:auto'>{tokens}</div></div>")
         legend = (f"<small>tokens: <span style='{LOSS_STYLE}'>&nbsp;carries loss&nbsp;</span> "
+                  f"<span style='{REASONING_STYLE}'>&nbsp;reasoning&nbsp;</span> "
                   f"<span style='{CONTEXT_STYLE}'>&nbsp;context only&nbsp;</span></small>")
         return f"{legend}<div style='display:flex;gap:12px'>{''.join(parts)}</div>"
 

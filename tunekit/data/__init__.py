@@ -7,15 +7,16 @@ with -100 on every token that carries no loss.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .. import rendering
 from ..config import Config
 from ..distributed import say
 from ..errors import DataError
 from .cutoff import cut_to_fit, lengths, token_ids
 from .formats import KINDS, convert, entry_kind
 from .registry import data_files, find_entry, read_registry, read_rows
-from .tools import for_template
 
 if TYPE_CHECKING:
     import datasets
@@ -52,7 +53,13 @@ def _fit(cfg: Config, rows: list[dict], kind: str, tokenizer) -> list[dict]:
     (sft truncates as it tokenizes, pt packs)."""
     if tokenizer is None or kind not in ("pairwise", "unpaired"):
         return rows
-    rows, cut = cut_to_fit(tokenizer, rows, cfg.cutoff_len)
+    out, cut = [], 0
+    for number, row in enumerate(rows, 1):
+        with row_named(cfg.dataset, number):
+            fitted, was_cut = cut_to_fit(tokenizer, [row], cfg.cutoff_len)
+        out += fitted
+        cut += was_cut
+    rows = out
     if cut:
         say(f"[tunekit] {cut} of {len(rows)} rows of {cfg.dataset!r} are longer than cutoff_len={cfg.cutoff_len} "
             "tokens: cut to fit (prompt and answers in proportion, every answer keeps tokens; none dropped)")
@@ -96,10 +103,8 @@ def split_answer(messages: list[dict]) -> tuple[list[dict], str]:
 
 
 def prompt_ids(tokenizer, prompt: list[dict], tools=None) -> list[int]:
-    """The token ids a policy continues from: the chat template with the generation prompt."""
-    prompt, extra = for_template(tokenizer, prompt, tools)
-    return list(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                              return_dict=True, **extra)["input_ids"])
+    """The token ids a policy continues from: the chat template with the generation prompt (``rendering.py``)."""
+    return rendering.prompt_ids(tokenizer, prompt, tools)
 
 
 def row_length(tokenizer, row: dict) -> int:
@@ -115,12 +120,22 @@ def row_length(tokenizer, row: dict) -> int:
     return max(sum(len(p) + len(a) for p, a in chat_turns(tokenizer, c)) for c in conversations)
 
 
+@contextmanager
+def row_named(dataset: str, number: int):
+    """A ``DataError`` raised while rendering a row names the row: ``dataset 'x' row 3: ...``."""
+    try:
+        yield
+    except DataError as err:
+        raise DataError(f"dataset {dataset!r} row {number}: {err}") from None
+
+
 def check_fits(cfg: Config, rows: list[dict], tokenizer) -> None:
     """Rows longer than ``cutoff_len`` are truncated (as in LLaMA-Factory), but when not one row fits,
     truncation would leave nothing whole to learn from: that is a ``DataError`` naming the fix."""
     shortest = None
-    for row in rows:
-        length = row_length(tokenizer, row)
+    for number, row in enumerate(rows, 1):
+        with row_named(cfg.dataset, number):
+            length = row_length(tokenizer, row)
         if length <= cfg.cutoff_len:
             return
         shortest = length if shortest is None else min(shortest, length)
@@ -156,61 +171,42 @@ def _split(cfg: Config, train: datasets.Dataset) -> datasets.DatasetDict:
 
 
 def chat_turns(tokenizer, messages: list[dict], tools=None) -> list[tuple[list[int], list[int]]]:
-    """Split a rendered conversation into (prompt ids, answer ids) pairs, one per assistant turn.
-
-    Each prompt piece is what the chat template puts before an answer (system, user turn and the
-    generation prompt); each answer piece is the answer with its end-of-turn tokens. Concatenated,
-    the pieces give the template's full rendering. A row's ``tools`` and function calls are rendered
-    as the template expects (``tools.py``): a call is an answer, an observation part of the prompt.
-    """
-    messages, extra = for_template(tokenizer, messages, tools)
-
-    def render(msgs, gen):
-        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen, **extra)
-
-    full = render(messages, False)
-    turns, done = [], 0
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        before = render(messages[:index], True)
-        upto = render(messages[: index + 1], False)
-        if not (full.startswith(before) and full.startswith(upto) and len(before) >= done):
-            raise DataError("the chat template does not render conversations incrementally; set template: chatml")
-        turns.append((token_ids(tokenizer, before[done:]), token_ids(tokenizer, upto[len(before):])))
-        done = len(upto)
-    if done < len(full) and turns:  # text after the last answer (rare): kept, never trained on
-        prompt, answer = turns[-1]
-        turns[-1] = (prompt, answer + token_ids(tokenizer, full[done:]))
-    return turns
+    """A conversation as (prompt ids, answer ids) pairs, one per assistant turn (``rendering.encode``): each answer
+    with its end-of-turn tokens, each prompt piece what comes before it. Concatenated, the pieces are the
+    sequence the model trains on; the last answer's prompt is exactly what the model is shown at inference."""
+    return [(source, target) for source, target, _ in rendering.encode(tokenizer, messages, tools).turns()]
 
 
 def encode_chat(tokenizer, messages: list[dict], cutoff_len: int, train_on_prompt: bool = False,
-                mask_history: bool = False, tools=None) -> dict:
+                mask_history: bool = False, tools=None, reasoning: bool = False) -> dict:
     """``input_ids``, ``attention_mask`` and ``labels`` of one conversation.
 
     Labels equal the ids on assistant tokens and are -100 elsewhere (everywhere trained with
-    ``train_on_prompt``); with ``mask_history`` only the last answer is trained on.
+    ``train_on_prompt``); with ``mask_history`` only the last answer is trained on. Rows longer than
+    ``cutoff_len`` are cut turn by turn, prompt and answer in proportion (LLaMA-Factory's ``infer_seqlen``).
+    ``reasoning=True`` adds ``reasoning``: which tokens are an answer's thought (what the DataPanel shows apart).
     """
-    turns = chat_turns(tokenizer, messages, tools)
+    turns = rendering.encode(tokenizer, messages, tools, mask_history=mask_history).turns()
     order = list(enumerate(turns))
     if mask_history:  # the last turn is the one that matters: it gets the budget first
         order.reverse()
-    pieces, used = [], 0
-    for index, (source, target) in order:
+    pieces, used, last = [], 0, len(turns) - 1
+    for index, (source, target, thought) in order:
         if used >= cutoff_len:
             break
         keep_source, keep_target = lengths(len(source), len(target), cutoff_len - used)
-        source, target = source[:keep_source], target[:keep_target]
+        source, target, thought = source[:keep_source], target[:keep_target], thought[:keep_target]
         used += keep_source + keep_target
         source_labels = list(source) if train_on_prompt else [IGNORE_INDEX] * len(source)
-        trained = not mask_history or index == len(turns) - 1
-        target_labels = list(target) if trained else [IGNORE_INDEX] * len(target)
-        pieces.append((index, source + target, source_labels + target_labels))
+        target_labels = list(target) if not mask_history or index == last else [IGNORE_INDEX] * len(target)
+        pieces.append((index, source + target, source_labels + target_labels, [False] * len(source) + thought))
     pieces.sort(key=lambda piece: piece[0])
-    input_ids = [t for _, ids, _ in pieces for t in ids]
-    labels = [t for _, _, lab in pieces for t in lab]
-    return {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+    input_ids = [t for _, ids, _, _ in pieces for t in ids]
+    labels = [t for _, _, lab, _ in pieces for t in lab]
+    out = {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+    if reasoning:
+        out["reasoning"] = [r for _, _, _, marks in pieces for r in marks]
+    return out
 
 
 def encode_texts(tokenizer, texts: list[str], cutoff_len: int, packing: bool) -> dict[str, list]:

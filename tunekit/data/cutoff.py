@@ -12,6 +12,9 @@ trainers render them with the chat template as usual:
 
 from __future__ import annotations
 
+from .. import rendering
+from ..rendering import token_ids
+
 
 def lengths(source: int, target: int, budget: int) -> tuple[int, int]:
     """How many prompt and answer tokens fit in ``budget``: a short answer is kept whole; a long one keeps at
@@ -29,19 +32,12 @@ def lengths(source: int, target: int, budget: int) -> tuple[int, int]:
     return min(source, budget - keep_target), keep_target
 
 
-def token_ids(tokenizer, text: str) -> list[int]:
-    """The ids of ``text`` alone (no special tokens added)."""
-    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
-
-
 def _prompt_length(tokenizer, prompt: list[dict]) -> int:
-    return len(tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True,
-                                             return_dict=True)["input_ids"])
+    return len(rendering.prompt_ids(tokenizer, prompt))
 
 
 def _answer_length(tokenizer, prompt: list[dict], answer: dict, prompt_length: int) -> int:
-    full = tokenizer.apply_chat_template(prompt + [answer], tokenize=True, return_dict=True)["input_ids"]
-    return len(full) - prompt_length
+    return len(rendering.encode(tokenizer, prompt + [answer]).turns()[-1][1])
 
 
 def _cut_answer(tokenizer, answer: dict, length: int, keep: int) -> dict:

@@ -6,6 +6,10 @@ Canonical rows, by the kind of data a stage needs:
 - ``pairwise``: ``{"prompt": [...messages ending on user], "chosen": [assistant msg], "rejected": [...]}`` (rm, dpo)
 - ``unpaired``: ``{"prompt": [...], "completion": [assistant msg], "label": bool}``  (kto)
 
+An answer's reasoning (a ``reasoning_content``, ``thinking`` or ``reasoning`` key of an openai or sharegpt message)
+goes in front of its content as a ``<think>`` block, the form LLaMA-Factory's data has it in (``rendering.py``
+passes it to each template as the template expects).
+
 Roles are ``system``, ``user``, ``assistant``, and for tool calling ``function_call`` (the assistant's
 call, JSON) and ``tool`` (an observation, on the user's side); a ``tools`` column becomes the row's
 ``tools`` (``tools.py`` renders them as the chat template expects). ``{{name}}`` and ``{{author}}`` are filled from the
@@ -18,7 +22,10 @@ import json
 
 from ..errors import DataError
 from .registry import DatasetEntry
+from ..rendering import with_thought
 from .tools import ANSWER_ROLES
+
+REASONING_KEYS = ("reasoning_content", "thinking", "reasoning")  # an answer's reasoning beside its content (trl, OpenAI)
 
 ALPACA_COLUMNS = {"prompt": "instruction", "query": "input", "response": "output", "history": None, "system": None,
                   "tools": None, "chosen": "chosen", "rejected": "rejected", "kto_tag": None}
@@ -113,7 +120,9 @@ def _sharegpt(entry: DatasetEntry, row: dict) -> tuple[list[dict], dict]:
         role = turn[tags["role_tag"]]
         if role not in roles:
             raise _RowError(f"unknown role {role!r}; expected one of: {', '.join(roles)}")
-        return {"role": roles[role], "content": str(turn[tags["content_tag"]])}
+        content = str(turn[tags["content_tag"]] or "")
+        reasoning = next((turn[k] for k in REASONING_KEYS if turn.get(k)), None)
+        return {"role": roles[role], "content": with_thought(str(reasoning), content) if reasoning else content}
 
     messages = [message(t) for t in turns]
     system = _get(row, cols["system"], "system", required=False)

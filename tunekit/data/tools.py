@@ -8,7 +8,9 @@ role ``tool``, and the row's ``tools`` the JSON list of function schemas (LLaMA-
 - a template that knows tools (it reads ``tools`` and ``tool_calls``, as Qwen's, Llama 3.1's and most
   recent ones do) gets ``apply_chat_template(tools=...)`` and assistant messages with ``tool_calls``;
 - any other gets the tools described in the system message and each call written as the assistant's
-  text (``Action:`` / ``Action Input:`` lines, the ReAct form LLaMA-Factory's default formatter uses).
+  text (``Action:`` / ``Action Input:`` lines, the ReAct form LLaMA-Factory's default formatter uses); where it
+  also refuses or drops a ``tool`` turn (Gemma, Cohere, Phi-3), an observation is the user's turn,
+  ``Observation: ...``.
 
 Function calls are the assistant's: they carry loss like its words; observations are the user's side
 and carry none.
@@ -22,9 +24,50 @@ ANSWER_ROLES = ("assistant", "function_call")  # the turns the model writes (and
 
 
 def knows_tools(tokenizer) -> bool:
-    """Whether the tokenizer's chat template renders ``tools`` and assistant ``tool_calls`` itself."""
+    """Whether the tokenizer's chat template renders ``tools``, assistant ``tool_calls`` and tool messages itself
+    (trl's ``supports_tool_calling``: the call's name and arguments and the tool's answer all appear)."""
     template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
-    return "tools" in template and "tool_calls" in template
+    if "tool_calls" not in template:
+        return False
+    cached = getattr(tokenizer, "tunekit_knows_tools", None)
+    if cached is None or cached[0] != template:
+        from trl.chat_template_utils import supports_tool_calling
+
+        try:
+            cached = (template, bool(supports_tool_calling(tokenizer)), _wants_text_arguments(tokenizer))
+        except Exception:  # a template that fails on the probe in another way: it does not take tool calls
+            cached = (template, False, False)
+        tokenizer.tunekit_knows_tools = cached
+    return cached[1]
+
+
+def _wants_text_arguments(tokenizer) -> bool:
+    """Whether the template joins a call's ``arguments`` as text (DeepSeek-V3's): they are then given as JSON text."""
+    call = {"type": "function", "function": {"name": "f", "arguments": {"a": 1}}}
+    try:
+        tokenizer.apply_chat_template([{"role": "user", "content": "u"},
+                                       {"role": "assistant", "content": "", "tool_calls": [call]}], tokenize=False)
+        return False
+    except TypeError:
+        return True
+    except Exception:
+        return False
+
+
+def refuses_tool_role(tokenizer) -> bool:
+    """Whether the template rejects a ``tool`` message (Gemma's and Cohere's: roles must alternate) or drops it
+    (Phi-3's); their observations are then the user's turn, ``Observation: ...``."""
+    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
+    cached = getattr(tokenizer, "tunekit_refuses_tool", None)
+    if cached is None or cached[0] != template:
+        probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"},
+                 {"role": "tool", "content": "tool_result_7f3a"}, {"role": "assistant", "content": "b"}]
+        try:
+            cached = (template, "tool_result_7f3a" not in tokenizer.apply_chat_template(probe, tokenize=False))
+        except Exception:  # jinja's raise_exception, whatever its words
+            cached = (template, True)
+        tokenizer.tunekit_refuses_tool = cached
+    return cached[1]
 
 
 def parse_tools(tools) -> list[dict]:
@@ -68,14 +111,18 @@ def for_template(tokenizer, messages: list[dict], tools=None) -> tuple[list[dict
         out = []
         for m in messages:
             if m["role"] == "function_call":
-                calls = [{"type": "function", "function": {"name": c.get("name"), "arguments": c.get("arguments", {})}}
+                as_text = tokenizer.tunekit_knows_tools[2]
+                calls = [{"type": "function", "function": {"name": c.get("name"), "arguments": json.dumps(
+                    c.get("arguments", {}), ensure_ascii=False) if as_text else c.get("arguments", {})}}
                          for c in _calls(m["content"])]
                 out.append({"role": "assistant", "content": "", "tool_calls": calls})
             else:
                 out.append(m)
-        return out, ({"tools": schemas} if schemas else {})
-    out = [{"role": "assistant", "content": _as_text(_calls(m["content"]))} if m["role"] == "function_call" else m
-           for m in messages]
+        return out, ({"tools": [{"type": "function", "function": s} for s in schemas]} if schemas else {})
+    observation = "user" if refuses_tool_role(tokenizer) else "tool"
+    out = [{"role": "assistant", "content": _as_text(_calls(m["content"]))} if m["role"] == "function_call"
+           else {"role": "user", "content": f"Observation: {m['content']}"} if m["role"] == "tool" and observation == "user"
+           else m for m in messages]
     if schemas:
         described = _describe(schemas)
         if out and out[0]["role"] == "system":

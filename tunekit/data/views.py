@@ -10,17 +10,18 @@ from . import IGNORE_INDEX, encode_chat, prompt_ids, split_answer
 def chat(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
     """A conversation, with the loss on the answers (``train_on_prompt`` and ``mask_history`` apply)."""
     return [("conversation", encode_chat(tokenizer, row["messages"], cfg.cutoff_len, cfg.train_on_prompt,
-                                         cfg.mask_history, row.get("tools")))]
+                                         cfg.mask_history, row.get("tools"), reasoning=True))]
 
 
 def pairwise(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
     """The chosen and the rejected conversation, side by side."""
-    return [(side, encode_chat(tokenizer, row["prompt"] + row[side], cfg.cutoff_len)) for side in ("chosen", "rejected")]
+    return [(side, encode_chat(tokenizer, row["prompt"] + row[side], cfg.cutoff_len, reasoning=True))
+            for side in ("chosen", "rejected")]
 
 
 def unpaired(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
     """A prompt and its one answer (labelled good or bad)."""
-    return [("completion", encode_chat(tokenizer, row["prompt"] + row["completion"], cfg.cutoff_len))]
+    return [("completion", encode_chat(tokenizer, row["prompt"] + row["completion"], cfg.cutoff_len, reasoning=True))]
 
 
 def prompt_only(title: str, ids: list[int]) -> list[tuple[str, dict]]:

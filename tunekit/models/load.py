@@ -57,7 +57,7 @@ def load_tokenizer(cfg: Config | str | dict, *, backend: str | None = None):
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     tokenizer.padding_side = "right"
-    ensure_chat_template(tokenizer, cfg.template, cfg.enable_thinking)
+    ensure_chat_template(tokenizer, cfg.template, cfg.enable_thinking, cfg.preserve_thinking)
     return tokenizer
 
 

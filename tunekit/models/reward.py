@@ -66,12 +66,13 @@ def score(model, tokenizer, prompts: list, responses: list[str], batch_size: int
     turn, earlier turns kept) and an assistant turn."""
     if len(prompts) != len(responses):
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
-    texts = [
-        tokenizer.apply_chat_template([*([{"role": "user", "content": p}] if isinstance(p, str) else p),
-                                       {"role": "assistant", "content": r}], tokenize=False)
-        for p, r in zip(prompts, responses)
-    ]
-    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in texts]
+    from ..rendering import answer_ids
+
+    ids = []
+    for p, r in zip(prompts, responses):
+        prompt, answer = answer_ids(tokenizer, [{"role": "user", "content": p}] if isinstance(p, str) else p,
+                                    {"role": "assistant", "content": r})
+        ids.append(prompt + answer)
     return score_ids(model, ids, tokenizer.pad_token_id, batch_size)
 
 

@@ -19,7 +19,7 @@ import os
 from ..config import Config
 from ..data import load_rows, views
 from .base import Parts, Stage, only_known
-from .preference import precompute_reference, split_fresh_adapter
+from .preference import Pretokenized, as_texts, as_tokens, precompute_reference, split_fresh_adapter
 
 REFERENCE_FREE = ("orpo", "simpo")  # pref_loss values trained without a reference model
 
@@ -33,7 +33,9 @@ def build(p: Parts):
     from ..safety import safe
 
     cfg = p.cfg
-    common = dict(train_dataset=p.data["train"], eval_dataset=p.data.get("eval"), processing_class=p.tokenizer,
+    # rendered by tunekit (rendering.py): token ids for trl's DPO, text for its ORPO and CPO (which take text)
+    data = as_texts(p.tokenizer, p.data) if cfg.pref_loss in REFERENCE_FREE else as_tokens(p.tokenizer, p.data)
+    common = dict(train_dataset=data["train"], eval_dataset=data.get("eval"), processing_class=p.tokenizer,
                   callbacks=p.callbacks)
     if cfg.pref_loss in REFERENCE_FREE:
         os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")  # no warning wall in notebooks
@@ -58,7 +60,7 @@ def build(p: Parts):
                      loss_weights=weights if len(losses) > 1 else None, max_length=cfg.cutoff_len,
                      precompute_ref_log_probs=precompute_reference(cfg, len(p.data["train"])))
     model, peft_config = split_fresh_adapter(cfg, p.model)
-    return safe(DPOTrainer, *p.mixins)(model=model, ref_model=None, args=args, peft_config=peft_config, **common)
+    return safe(DPOTrainer, Pretokenized, *p.mixins)(model=model, ref_model=None, args=args, peft_config=peft_config, **common)
 
 
 STAGE = Stage(

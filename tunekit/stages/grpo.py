@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 
+from .. import rendering
 from .. import rewards as built_in_rewards
 from ..config import Config, comma_list
 from ..data import load_rows, prompt_ids, split_answer, views
@@ -67,8 +68,8 @@ def check(cfg: Config) -> None:
 
 
 def prepare(cfg: Config, tokenizer):
-    """Prompts and reference answers: ``prompt`` (the conversation up to the last user turn) and
-    ``answer`` (the data set's answer to it). Prompts that leave no room for ``max_new_tokens`` within
+    """Prompts and reference answers: ``prompt`` (the conversation up to the last user turn, as ``rendering.prepare``
+    gives it to the template) and ``answer`` (the data set's answer to it). Prompts that leave no room for ``max_new_tokens`` within
     ``cutoff_len`` are left out."""
     import datasets
 
@@ -81,7 +82,9 @@ def prepare(cfg: Config, tokenizer):
             if len(prompt_ids(tokenizer, prompt)) > room:
                 long += 1
                 continue
-            rows.append({"prompt": prompt, "answer": answer})
+            # trl renders the prompt itself: it gets the messages as tunekit's rendering prepares them (a system turn
+            # folded where the template has none), so that its text is tunekit's prompt_text
+            rows.append({"prompt": rendering.prepare(tokenizer, prompt)[0], "answer": answer})
         if not rows:
             raise DataError(f"every prompt of dataset {cfg.dataset!r} is longer than cutoff_len - max_new_tokens = "
                             f"{room} tokens; raise cutoff_len or lower max_new_tokens")

@@ -16,7 +16,7 @@ from ..config import Config
 from ..data import load_rows, views
 from ..errors import warn
 from .base import Parts, Stage, only_known
-from .preference import precompute_reference, split_fresh_adapter
+from .preference import Pretokenized, as_tokens, precompute_reference, split_fresh_adapter
 
 
 def prepare(cfg: Config, tokenizer):
@@ -56,9 +56,10 @@ def build(p: Parts):
                      max_length=cfg.cutoff_len,
                      precompute_ref_log_probs=precompute_reference(cfg, len(p.data.get("train") or [])))
     model, peft_config = split_fresh_adapter(cfg, p.model)
-    return safe(KTOTrainer, *p.mixins)(model=model, ref_model=None, args=args, peft_config=peft_config,
-                            train_dataset=p.data.get("train"), eval_dataset=p.data.get("eval"),
-                            processing_class=p.tokenizer, callbacks=p.callbacks)
+    data = as_tokens(p.tokenizer, p.data)  # rendered by tunekit: the prompt as at inference, then the answer
+    return safe(KTOTrainer, Pretokenized, *p.mixins)(
+        model=model, ref_model=None, args=args, peft_config=peft_config, train_dataset=data.get("train"),
+        eval_dataset=data.get("eval"), processing_class=p.tokenizer, callbacks=p.callbacks)
 
 
 STAGE = Stage(

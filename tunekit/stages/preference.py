@@ -44,3 +44,65 @@ def precompute_reference(cfg: Config, n_rows: int) -> bool:
             "precompute_ref_log_probs: false turns this off)")
         return True
     return False
+
+
+# ---------------------------------------------------------------------------------------------
+# rows as tokens, rendered by tunekit (rendering.py) rather than by each trl trainer
+# ---------------------------------------------------------------------------------------------
+
+
+def as_tokens(tokenizer, data, joined: bool = False):
+    """Preference rows as ``prompt_ids`` / ``chosen_ids`` / ``rejected_ids``, KTO rows as ``prompt_ids`` /
+    ``completion_ids`` / ``label``: the prompt exactly as the model is shown it at inference, each answer as the
+    template writes it after that (``rendering.answer_ids``). trl's trainers take such rows as they are.
+    ``joined``: each side's ids are the whole sequence, prompt included (trl's ``RewardTrainer`` rows)."""
+    import datasets
+
+    from ..rendering import answer_ids
+
+    def row(example: dict) -> dict:
+        sides = ("chosen", "rejected") if "chosen" in example else ("completion",)
+        out: dict = {}
+        for side in sides:
+            prompt, answer = answer_ids(tokenizer, example["prompt"], example[side])
+            out["prompt_ids"], out[f"{side}_ids"] = prompt, (prompt + answer if joined else answer)
+        if joined:
+            del out["prompt_ids"]
+        if "label" in example:
+            out["label"] = example["label"]
+        return out
+
+    return datasets.DatasetDict({split: datasets.Dataset.from_list([row(r) for r in part])
+                                 for split, part in data.items()})
+
+
+def as_texts(tokenizer, data):
+    """Preference rows as text (``prompt``, ``chosen``, ``rejected``), rendered here: for trl's ORPO and CPO
+    (SimPO) trainers, which tokenize text without adding special tokens."""
+    import datasets
+
+    from ..rendering import answer_texts
+
+    def row(example: dict) -> dict:
+        (prompt, chosen), (_, rejected) = (answer_texts(tokenizer, example["prompt"], example[side])
+                                           for side in ("chosen", "rejected"))
+        return {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+
+    return datasets.DatasetDict({split: datasets.Dataset.from_list([row(r) for r in part])
+                                 for split, part in data.items()})
+
+
+class Pretokenized:
+    """Mixin for trl's ``DPOTrainer`` and ``KTOTrainer``: rows that ``as_tokens`` made are used as they are (trl
+    would render the conversations again, with its own rule for where the prompt ends). For KTO, each answer of a
+    batch is also paired with the previous row's prompt for the KL term, as trl pairs them."""
+
+    def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+        if "prompt_ids" not in dataset.column_names:
+            return super()._prepare_dataset(dataset, processing_class, args, dataset_name)
+        if getattr(self, "calculate_KL", False) and "completion_ids" in dataset.column_names:
+            def mismatched(batch):  # (x_1, y_n), (x_2, y_1), ...: each prompt with another row's answer
+                return {**batch, "KL_completion_ids": batch["completion_ids"][-1:] + batch["completion_ids"][:-1]}
+
+            dataset = dataset.map(mismatched, batched=True, batch_size=args.per_device_train_batch_size)
+        return dataset

@@ -13,6 +13,7 @@ from __future__ import annotations
 from ..config import Config
 from ..data import load_rows, views
 from .base import Parts, Stage, only_known
+from .preference import as_tokens
 
 
 def prepare(cfg: Config, tokenizer):
@@ -26,8 +27,10 @@ def build(p: Parts):
     from ..safety import safe
 
     args = RewardConfig(**only_known(RewardConfig, p.args), max_length=p.cfg.cutoff_len)
-    return safe(RewardTrainer, *p.mixins)(model=p.model, args=args, train_dataset=p.data["train"],
-                               eval_dataset=p.data.get("eval"), processing_class=p.tokenizer, callbacks=p.callbacks)
+    data = as_tokens(p.tokenizer, p.data, joined=True)  # rendered by tunekit: trl takes tokenized pairs as they are
+    return safe(RewardTrainer, *p.mixins)(model=p.model, args=args, train_dataset=data["train"],
+                                          eval_dataset=data.get("eval"), processing_class=p.tokenizer,
+                                          callbacks=p.callbacks)
 
 
 STAGE = Stage(

@@ -11,7 +11,7 @@ assistant's tokens and -100 elsewhere, so what ``tk.load_data`` shows is exactly
 from __future__ import annotations
 
 from ..config import Config
-from ..data import IGNORE_INDEX, encode_chat, load_rows, pack_examples, views
+from ..data import IGNORE_INDEX, encode_chat, load_rows, pack_examples, row_named, views
 from ..errors import DataError
 from .base import PadCollator, Parts, Stage, only_known
 
@@ -27,10 +27,11 @@ def prepare(cfg: Config, tokenizer):
     out = {}
     for split, part in load_rows(cfg, "chat", tokenizer).items():
         tools = part["tools"] if "tools" in part.column_names else [None] * len(part)
-        examples = [
-            encode_chat(tokenizer, messages, cfg.cutoff_len, cfg.train_on_prompt, cfg.mask_history, row_tools)
-            for messages, row_tools in zip(part["messages"], tools)
-        ]
+        examples = []
+        for number, (messages, row_tools) in enumerate(zip(part["messages"], tools), 1):
+            with row_named(f"{cfg.dataset} ({split} split)", number):
+                examples.append(encode_chat(tokenizer, messages, cfg.cutoff_len, cfg.train_on_prompt,
+                                            cfg.mask_history, row_tools))
         examples = [e for e in examples if any(label != IGNORE_INDEX for label in e["labels"])]
         if not examples:
             raise DataError(
