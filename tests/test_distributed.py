@@ -87,9 +87,49 @@ def test_deepspeed_examples_are_zero_configs_the_trainer_fills_in(name, stage, t
     assert on_gpu.training_args(False)["deepspeed"] == str(ROOT / "examples" / "deepspeed" / name)
 
 
-def test_fsdp_keys_pass_through_to_the_trainer(tmp_path):
+def test_fsdp_in_llamafactorys_words_becomes_the_form_transformers_keeps_and_is_dropped_without_cuda(tmp_path):
     cfg = tk.load_config({"dataset": "identity", "fsdp": "full_shard auto_wrap", "output_dir": str(tmp_path / "o"),
                           "fsdp_config": {"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}})
-    kwargs = tk.plan(cfg).training_args(False)
-    assert kwargs["fsdp"] == "full_shard auto_wrap"
-    assert kwargs["fsdp_config"] == {"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"]}
+    kwargs = tk.plan(cfg, cuda=True).training_args(False)
+    assert kwargs["fsdp"] is True  # not the string transformers 5.20 drops
+    assert kwargs["fsdp_config"] == {"transformer_layer_cls_to_wrap": ["LlamaDecoderLayer"],
+                                     "reshard_after_forward": True}
+    with pytest.warns(UserWarning, match=r"fsdp='full_shard auto_wrap' needs CUDA GPUs; ignored on this CPU run"):
+        kwargs = tk.plan(cfg, cuda=False).training_args(False)
+    assert "fsdp" not in kwargs and "fsdp_config" not in kwargs
+    with pytest.raises(tk.ConfigError, match="fsdp='hybrid_shard'"):
+        tk.plan({**cfg.to_dict(), "fsdp": "hybrid_shard"}, cuda=True)
+
+
+def test_ddp_does_not_look_for_unused_parameters_with_lora_unless_told(tiny, tmp_path):
+    lora = tk.plan({**tiny}, cuda=False).training_args(False)
+    assert lora["ddp_find_unused_parameters"] is False  # LLaMA-Factory's default for LoRA
+    full = tk.plan({**tiny, "finetuning_type": "full", "output_dir": str(tmp_path / "f")}, cuda=False)
+    assert full.training_args(False)["ddp_find_unused_parameters"] is None  # the Trainer decides
+    told = tk.plan({**tiny, "ddp_find_unused_parameters": True, "output_dir": str(tmp_path / "t")}, cuda=False)
+    assert told.training_args(False)["ddp_find_unused_parameters"] is True
+
+
+DDP_WORKER = textwrap.dedent("""
+    import json, os, sys
+    import tunekit as tk
+
+    plan = tk.plan(json.loads(sys.argv[1]))
+    built = tk.build(plan)
+    tk.fit(plan, built)
+    wrapped = built.trainer.model_wrapped
+    record = {"wrapper": type(wrapped).__name__, "find_unused": getattr(wrapped, "find_unused_parameters", None)}
+    with open(os.path.join(sys.argv[2], f"ddp{os.environ['RANK']}.json"), "w") as handle:
+        json.dump(record, handle)
+""")
+
+
+def test_ddp_with_lora_runs_without_the_unused_parameter_search(tiny, tmp_path):
+    worker = tmp_path / "ddp_worker.py"
+    worker.write_text(DDP_WORKER)
+    proc = subprocess.run([*TORCHRUN, str(worker), json.dumps({**tiny, "max_steps": 1}), str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    records = [json.loads((tmp_path / f"ddp{r}.json").read_text()) for r in (0, 1)]
+    assert records == [{"wrapper": "DistributedDataParallel", "find_unused": False}] * 2
+    assert "find_unused_parameters=True" not in proc.stderr

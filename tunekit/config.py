@@ -228,7 +228,6 @@ _TYPES = typing.get_type_hints(Config)
 # LLaMA-Factory keys that tunekit accepts and does not use: ignored with one warning naming the reason.
 _IGNORED = {
     "use_fast_tokenizer": "tunekit always uses the fast tokenizer",
-    "ddp_find_unused_parameters": "set by accelerate",
     "streaming": "data sets are loaded in memory",
     "buffer_size": "data sets are loaded in memory",
     "use_unsloth_gc": "backend: unsloth always uses Unsloth's gradient checkpointing",

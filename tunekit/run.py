@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from .backends import activate, describe, import_first
@@ -85,6 +86,7 @@ class Plan:
     bf16: bool  # the config's, unless the hardware cannot (then fp32)
     fp16: bool
     deepspeed: str | None  # the config's, without CUDA: None
+    fsdp: dict  # {"fsdp": True, "fsdp_config": {...}} with CUDA, translated from LLaMA-Factory's string; else {}
     rewards: Any = None  # the stage's reward function(s), checked and loaded before anything else
     preprocess_only: bool = False  # tokenized_path names an empty place: prepare the rows, save them, stop
     gradient_checkpointing: bool | None = None  # decided by build, once the rows and the model are known
@@ -127,7 +129,10 @@ class Plan:
             # without CUDA, a multi-process launch (torchrun, accelerate launch) is data-parallel over gloo
             use_cpu=not torch.cuda.is_available(),
             remove_unused_columns=False,
-        ) | cfg.training_args
+            # LoRA leaves no parameter unused: DDP need not search the graph for them every step (LLaMA-Factory's
+            # default for LoRA); a ddp_find_unused_parameters in the config wins
+            ddp_find_unused_parameters=False if cfg.finetuning_type == "lora" else None,
+        ) | {k: v for k, v in cfg.training_args.items() if k not in FSDP_KEYS} | self.fsdp
 
 
 def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = None, **overrides) -> Plan:
@@ -144,6 +149,8 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
     if not (cfg.do_train or cfg.do_eval or cfg.do_predict):
         raise ConfigError("do_train, do_eval and do_predict are all false, so there is nothing to run; set do_train: "
                           "true to train, or do_eval / do_predict: true to evaluate or predict on held-out rows")
+    if cfg.do_train and cfg.tokenized_path:
+        check_tokenized_path(cfg.tokenized_path)
     preprocess_only = cfg.do_train and bool(cfg.tokenized_path) and not saved_rows_exist(cfg.tokenized_path)
     if preprocess_only or not (cfg.do_train and cfg.tokenized_path):
         check_datasets(cfg)  # a data set that is not there is answered before torch is imported
@@ -182,7 +189,35 @@ def hardware_fallbacks(cfg: Config, cuda: bool, bf16_ok: bool, processes: int) -
     if deepspeed and not cuda:
         warn(f"deepspeed={cfg.deepspeed!r} needs CUDA GPUs; ignored on this CPU run")
         deepspeed = None
-    return {"bf16": bf16, "fp16": fp16, "deepspeed": deepspeed}
+    return {"bf16": bf16, "fp16": fp16, "deepspeed": deepspeed, "fsdp": fsdp_args(cfg, cuda, processes)}
+
+
+FSDP_KEYS = ("fsdp", "fsdp_config")
+# LLaMA-Factory's fsdp words (transformers' legacy string) as the fsdp_config entries transformers keeps (FSDP2)
+_FSDP_WORDS = {"full_shard": {"reshard_after_forward": True}, "shard_grad_op": {"reshard_after_forward": False},
+               "offload": {"cpu_offload": True}, "auto_wrap": {}}
+
+
+def fsdp_args(cfg: Config, cuda: bool, processes: int) -> dict:
+    """``fsdp`` in the form transformers keeps (``fsdp: true`` and ``fsdp_config``), translated from LLaMA-Factory's
+    string (``full_shard auto_wrap``); where FSDP cannot apply (no CUDA), one warning and nothing."""
+    fsdp, config = cfg.training_args.get("fsdp"), cfg.training_args.get("fsdp_config")
+    if not fsdp or fsdp in ("false", "False"):
+        return {}
+    if not cuda:
+        words = f"; this launch of {processes} processes trains with plain DDP" if processes > 1 else ""
+        warn(f"fsdp={fsdp!r} needs CUDA GPUs; ignored on this CPU run{words}")
+        return {}
+    if isinstance(config, str):
+        config = json.loads(Path(config).read_text(encoding="utf-8"))
+    config = dict(config or {})
+    for word in ([] if fsdp is True or fsdp in ("true", "True") else str(fsdp).split()):
+        if word not in _FSDP_WORDS:
+            raise ConfigError(f"fsdp={fsdp!r}: {word!r} is not an FSDP option transformers keeps; use words from: "
+                              f"{', '.join(_FSDP_WORDS)} (or fsdp: true with fsdp_config)")
+        for key, value in _FSDP_WORDS[word].items():
+            config.setdefault(key, value)
+    return {"fsdp": True, "fsdp_config": config}
 
 
 def activation_bytes(model_config, rows: int, length: int) -> int:
@@ -256,6 +291,19 @@ def lm_head_mixin(p: Plan) -> tuple:
 
 PISSA_INIT = "pissa_init"  # in output_dir with pissa_convert: the adapter as it started
 ROWS_NOTE = "tunekit_rows.json"  # beside the saved rows: the stage and model they were prepared for
+
+
+def check_tokenized_path(path: str) -> None:
+    """``tokenized_path`` must be a folder: a new or empty one (the rows are saved there) or one that a run saved rows
+    into; a file, or a folder of something else, is a ``ConfigError`` (and is left as it is)."""
+    saved = ("dataset_dict.json", "dataset_info.json", "state.json")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ConfigError(f"tokenized_path={path!r} is a file; it must be a folder: a new one (the prepared rows are "
+                          "saved there) or one that a previous run saved rows into")
+    if saved_rows_exist(path) and not any(os.path.isfile(os.path.join(path, name)) for name in saved):
+        raise ConfigError(f"tokenized_path={path!r} is a folder that holds something other than saved rows; give a "
+                          "new or empty folder (the prepared rows are saved there) or one that a previous run saved "
+                          "rows into")
 
 
 def saved_rows_exist(path: str) -> bool:

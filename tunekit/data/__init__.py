@@ -27,8 +27,8 @@ IGNORE_INDEX = -100
 def load_rows(cfg: Config, kind: str, tokenizer=None) -> datasets.DatasetDict:
     """Canonical rows of every set in ``cfg.dataset`` (``max_samples`` each): "train", and "eval"
     from ``eval_dataset`` or else split off by ``val_size`` (the same rows whether or not the run trains); a run
-    that does not train (``do_train: false``) gets "eval" alone. With a ``tokenizer``, a ``DataError``
-    when every conversation is longer than ``cutoff_len``, and preference and KTO rows cut to fit it."""
+    that does not train (``do_train: false``) gets "eval" alone. With a ``tokenizer``, preference and KTO rows are
+    cut to fit ``cutoff_len`` (conversations are cut as they are tokenized, ``encode_chat``)."""
     import datasets  # here, not at the top: importing tunekit (and checking a config) stays quick
 
     if kind not in KINDS:
@@ -39,8 +39,6 @@ def load_rows(cfg: Config, kind: str, tokenizer=None) -> datasets.DatasetDict:
         if not cfg.do_train:  # evaluation or prediction alone: the training rows are not read
             return datasets.DatasetDict({"eval": evaluation})
     rows = _rows(cfg, cfg.datasets, kind)
-    if tokenizer is not None and kind == "chat" and cfg.do_train:
-        check_fits(cfg, rows, tokenizer)
     train = datasets.Dataset.from_list(_fit(cfg, rows, kind, tokenizer))
     if cfg.eval_dataset:
         return datasets.DatasetDict({"train": train, "eval": evaluation})
@@ -129,23 +127,6 @@ def row_named(dataset: str, number: int):
         raise DataError(f"dataset {dataset!r} row {number}: {err}") from None
 
 
-def check_fits(cfg: Config, rows: list[dict], tokenizer) -> None:
-    """Rows longer than ``cutoff_len`` are truncated (as in LLaMA-Factory), but when not one row fits,
-    truncation would leave nothing whole to learn from: that is a ``DataError`` naming the fix."""
-    shortest = None
-    for number, row in enumerate(rows, 1):
-        with row_named(cfg.dataset, number):
-            length = row_length(tokenizer, row)
-        if length <= cfg.cutoff_len:
-            return
-        shortest = length if shortest is None else min(shortest, length)
-    if shortest is not None:
-        raise DataError(
-            f"every row of dataset {cfg.dataset!r} is longer than cutoff_len={cfg.cutoff_len} tokens (the shortest "
-            f"has {shortest}), so nothing is left whole to train on; raise cutoff_len to at least {shortest}"
-        )
-
-
 def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:
     words = {"chat": "an instruction (SFT) set", "pairwise": "a preference set (prompt, chosen, rejected)",
              "unpaired": "a KTO set (prompt, answer, label)", "text": "a text set"}
@@ -178,13 +159,14 @@ def chat_turns(tokenizer, messages: list[dict], tools=None) -> list[tuple[list[i
 
 
 def encode_chat(tokenizer, messages: list[dict], cutoff_len: int, train_on_prompt: bool = False,
-                mask_history: bool = False, tools=None, reasoning: bool = False) -> dict:
+                mask_history: bool = False, tools=None, reasoning: bool = False, with_length: bool = False) -> dict:
     """``input_ids``, ``attention_mask`` and ``labels`` of one conversation.
 
     Labels equal the ids on assistant tokens and are -100 elsewhere (everywhere trained with
     ``train_on_prompt``); with ``mask_history`` only the last answer is trained on. Rows longer than
     ``cutoff_len`` are cut turn by turn, prompt and answer in proportion (LLaMA-Factory's ``infer_seqlen``).
-    ``reasoning=True`` adds ``reasoning``: which tokens are an answer's thought (what the DataPanel shows apart).
+    ``reasoning=True`` adds ``reasoning``: which tokens are an answer's thought (what the DataPanel shows apart);
+    ``with_length=True`` adds ``length``: the conversation's tokens before any cut.
     """
     turns = rendering.encode(tokenizer, messages, tools, mask_history=mask_history).turns()
     order = list(enumerate(turns))
@@ -204,6 +186,8 @@ def encode_chat(tokenizer, messages: list[dict], cutoff_len: int, train_on_promp
     input_ids = [t for _, ids, _, _ in pieces for t in ids]
     labels = [t for _, _, lab, _ in pieces for t in lab]
     out = {"input_ids": input_ids, "attention_mask": [1] * len(input_ids), "labels": labels}
+    if with_length:
+        out["length"] = sum(len(source) + len(target) for source, target, _ in turns)
     if reasoning:
         out["reasoning"] = [r for _, _, _, marks in pieces for r in marks]
     return out

@@ -12,8 +12,20 @@ from __future__ import annotations
 
 from ..config import Config
 from ..data import IGNORE_INDEX, encode_chat, load_rows, pack_examples, row_named, views
-from ..errors import DataError
+from ..errors import DataError, warn
 from .base import PadCollator, Parts, Stage, only_known
+
+
+def say_cut(cfg: Config, split: str, lengths: list[int], dropped: int) -> None:
+    """One warning for the rows longer than ``cutoff_len``: they train cut, as in LLaMA-Factory (each turn's prompt
+    and answer in proportion, later turns left out once the budget is spent)."""
+    long = [n for n in lengths if n > cfg.cutoff_len]
+    if not long:
+        return
+    gone = f"; {dropped} left with no answer token were dropped" if dropped else ""
+    warn(f"{len(long)} of {len(lengths)} rows of dataset {cfg.dataset!r} ({split}) are longer than "
+         f"cutoff_len={cfg.cutoff_len} tokens: cut to fit as LLaMA-Factory cuts them (prompt and answer in "
+         f"proportion), from {sum(long) / len(long):.0f} tokens on average ({max(long)} at most){gone}")
 
 
 def packed(cfg: Config) -> bool:
@@ -31,12 +43,15 @@ def prepare(cfg: Config, tokenizer):
         for number, (messages, row_tools) in enumerate(zip(part["messages"], tools), 1):
             with row_named(f"{cfg.dataset} ({split} split)", number):
                 examples.append(encode_chat(tokenizer, messages, cfg.cutoff_len, cfg.train_on_prompt,
-                                            cfg.mask_history, row_tools))
-        examples = [e for e in examples if any(label != IGNORE_INDEX for label in e["labels"])]
-        if not examples:
+                                            cfg.mask_history, row_tools, with_length=True))
+        lengths = [e.pop("length") for e in examples]
+        kept = [e for e in examples if any(label != IGNORE_INDEX for label in e["labels"])]
+        if not kept:
             raise DataError(
                 f"no row of {cfg.dataset!r} keeps an answer token within cutoff_len={cfg.cutoff_len}; raise cutoff_len"
             )
+        say_cut(cfg, split, lengths, len(examples) - len(kept))
+        examples = kept
         if packed(cfg):
             examples = pack_examples(examples, cfg.cutoff_len)
         out[split] = datasets.Dataset.from_list(examples)
