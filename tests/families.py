@@ -125,3 +125,64 @@ def _plain_tokenizer(names: tuple[str, ...]):
 
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(_tokenizer_files(names)), bos_token="<s>",
                                    eos_token="</s>", pad_token="<|pad|>")
+
+
+def sentencepiece_model(family: str, folder: Path) -> Path:
+    """A tiny random ``family`` model (gemma2, gemma3, phi3 or mistral) with a SentencePiece-style tokenizer, as
+    transformers 5's GemmaTokenizer and LlamaTokenizer build them: BPE with byte fallback over ``▁``-words, the 256
+    ``<0xNN>`` byte tokens, and merges as a SentencePiece model's become (every pair of tokens that joins into a
+    token, ordered by the joined token's rank), trained on the bundled texts. Gemma's tokenizer (GemmaTokenizer) puts
+    no ``▁`` before a text; Phi-3's (LlamaTokenizer, legacy=False) one before a text's first word, and its chat
+    tokens strip the whitespace after them, as Phi-3-mini's do; Mistral's (legacy=True) one after every special
+    token too, and Mistral's ``[INST]`` is text. The chat template is trl's (Mistral: tunekit's ``template``)."""
+    import json
+
+    import torch
+    import transformers
+    from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    space = "\u2581"
+    trainer = Tokenizer(models.BPE())
+    trainer.normalizer = normalizers.Replace(" ", space)
+    trainer.pre_tokenizer = pre_tokenizers.Metaspace(replacement=space, prepend_scheme="always", split=True)
+    trainer.train_from_iterator(_corpus(), trainers.BpeTrainer(vocab_size=1200, limit_alphabet=90,
+                                                               show_progress=False))
+    trained = json.loads(trainer.to_str())["model"]
+    made = [left + right for left, right in trained["merges"]]  # by rank; the rest of the vocabulary is characters
+    pieces = [*dict.fromkeys([*(p for p in trained["vocab"] if p not in set(made)), *made])]
+    gemma = family.startswith("gemma")
+    core = ["<pad>", "<eos>", "<bos>", "<unk>", "<mask>"] if gemma else ["<unk>", "<s>", "</s>"]
+    chat = {"gemma2": ["<start_of_turn>", "<end_of_turn>"], "gemma3": ["<start_of_turn>", "<end_of_turn>"],
+            "phi3": ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>"]}.get(family, [])
+    vocab = {token: i for i, token in enumerate([*core, *(f"<0x{b:02X}>" for b in range(256)), *pieces, *chat])}
+    known = set(pieces)
+    merges = [pair for piece in made for pair in sorted(
+        ((piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in known and piece[k:] in known),
+        key=lambda pair: (vocab[pair[0]], vocab[pair[1]]))]
+    if gemma:
+        tokenizer = transformers.GemmaTokenizer(vocab=vocab, merges=merges, add_bos_token=True)
+    else:
+        eos = "<|endoftext|>" if family == "phi3" else "</s>"
+        tokenizer = transformers.LlamaTokenizer(vocab=vocab, merges=merges, legacy=family != "phi3", eos_token=eos,
+                                                pad_token=eos if family == "phi3" else None, add_bos_token=True)
+    strips = family == "phi3"  # Phi-3-mini's: its chat tokens and </s> strip the whitespace after them
+    tokenizer.add_tokens([AddedToken(token, special=True, normalized=False, rstrip=strips and token != "<|endoftext|>")
+                          for token in [*chat, *(["</s>"] if strips else [])]], special_tokens=True)
+    config_class, template_name, _ = FAMILIES[family]
+    if template_name:
+        tokenizer.chat_template = template(template_name)
+    shape = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024,
+                 bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                 pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    if gemma:
+        shape.update(head_dim=16, sliding_window=64)
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = transformers.AutoModelForCausalLM.from_config(getattr(transformers, config_class)(**shape))
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    folder = Path(folder)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder

@@ -3,8 +3,9 @@
 The GGUF is read back with transformers' own GGUF loader, which undoes llama.cpp's conventions (the q/k row
 order, tied heads, the tokenizer keys): what it loads must compute what the merged model computes.
 Tolerances, as the largest |logit difference| over the largest |logit|: f16 storage 1e-2 (measured at most
-2.1e-3 here, 3.6e-3 for the tiny qwen2/mistral), q8_0 1e-1 (measured at most 4.2e-2 here, 3.5e-2 on
-SmolLM2-135M). A wrong q/k row order is off by 0.9 to 1.5 of the scale.
+2.1e-3 here, 3.6e-3 for the tiny qwen2/mistral, 2.7e-3 for qwen3/gemma2/gemma3/phi3), q8_0 1e-1 (measured at
+most 4.2e-2 here, 3.5e-2 on SmolLM2-135M, 7.2e-2 for the tiny phi3). A wrong q/k row order is off by 0.9 to 1.5
+of the scale. Whether llama.cpp itself runs the files the same way is `make check-gguf` (tools/check_gguf.py).
 """
 
 import shutil
@@ -58,9 +59,9 @@ def exported(adapter, tmp_path_factory) -> Path:
                                        "export_dir": str(out), "export_gguf": "f16", "do_train": False})))
 
 
-def _chat_ids(tokenizer) -> list[list[int]]:
+def _chat_ids(tokenizer, conversations=CONVERSATIONS) -> list[list[int]]:
     return [tokenizer(tokenizer.apply_chat_template(c, tokenize=False, add_generation_prompt=True)).input_ids
-            for c in CONVERSATIONS]
+            for c in conversations]
 
 
 def _logits(model, ids: list[int]) -> torch.Tensor:
@@ -68,15 +69,15 @@ def _logits(model, ids: list[int]) -> torch.Tensor:
         return model(torch.tensor([ids])).logits[0].float()
 
 
-def _max_relative_diff(folder: Path, gguf_name: str, ids_from=None) -> float:
+def _max_relative_diff(folder: Path, gguf_name: str, ids_from=None, conversations=CONVERSATIONS, **config) -> float:
     """The largest |logit difference| between the HF model in ``folder`` and its GGUF, over the prompts,
-    relative to the largest |logit| of the HF model."""
+    relative to the largest |logit| of the HF model (``config``: settings the GGUF loader does not read)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     merged = AutoModelForCausalLM.from_pretrained(folder)
-    from_gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_name)
+    from_gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_name, **config)
     worst = 0.0
-    for ids in _chat_ids(ids_from or AutoTokenizer.from_pretrained(folder)):
+    for ids in _chat_ids(ids_from or AutoTokenizer.from_pretrained(folder), conversations):
         expected, got = _logits(merged, ids), _logits(from_gguf, ids)
         worst = max(worst, ((expected - got).abs().max() / expected.abs().max()).item())
     return worst
@@ -105,11 +106,21 @@ def test_f16_gguf_computes_what_the_merged_model_computes(exported):
     assert (expected - _logits(from_gguf, ids)).abs().max() > 0.1 * expected.abs().max()
 
 
-def test_the_gguf_holds_the_tokenizer_and_its_chat_template(exported):
+def _tokenizer_of(gguf_file: Path, folder: Path):
+    """The tokenizer transformers' GGUF loader rebuilds from ``gguf_file`` alone (beside a tokenizer.json, it would
+    read that instead)."""
+    from transformers import AutoTokenizer
+
+    folder.mkdir()
+    shutil.copy(gguf_file, folder / gguf_file.name)
+    return AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file.name)
+
+
+def test_the_gguf_holds_the_tokenizer_and_its_chat_template(exported, tmp_path):
     from transformers import AutoTokenizer
 
     original = AutoTokenizer.from_pretrained(exported)
-    from_gguf = AutoTokenizer.from_pretrained(exported, gguf_file="model-f16.gguf")
+    from_gguf = _tokenizer_of(exported / "model-f16.gguf", tmp_path / "gguf")
     for conversation in CONVERSATIONS:
         text = original.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
         assert from_gguf(text).input_ids == original(text).input_ids
@@ -254,3 +265,187 @@ def test_export_gguf_takes_f16_or_q8_0(tmp_path):
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert "export_gguf='q4'" in proc.stderr and "f16, q8_0" in proc.stderr
     assert tk.load_config({"export_gguf": "q8_0", "do_train": False}).export_gguf == "q8_0"
+
+
+def _with_large_weights(folder: Path) -> Path:
+    """tiny_model's weights are drawn with std 0.02, which leaves attention nearly flat (a wrong query scale would
+    not show): draw its matrices again with std 0.2, and move its norm weights by 0.1, as ``_tiny_of`` does."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        for parameter in model.parameters():
+            if parameter.ndim == 2:
+                parameter.normal_(0, 0.2)
+            else:
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    model.save_pretrained(folder)
+    return folder
+
+
+def _not_read_back(config) -> dict:
+    """What transformers' GGUF loader does not read from the file, keeping its config class's default instead:
+    Qwen3's head_dim (128), and Gemma's query_pre_attn_scalar (256), where llama.cpp (and so the file) scales
+    queries by 1/sqrt(head_dim)."""
+    if config.model_type == "qwen3":
+        return {"head_dim": config.head_dim}
+    if config.model_type in ("gemma2", "gemma3_text"):
+        return {"query_pre_attn_scalar": config.head_dim}
+    return {}
+
+
+NEW_FAMILIES = {  # tests/families.py's name: (llama.cpp architecture, tensors it has, the Modelfile's chat format)
+    "qwen3": ("qwen3", {"blk.0.attn_q_norm.weight", "blk.0.attn_k_norm.weight"}, None),  # <think>: left to Ollama
+    "gemma2": ("gemma2", {"blk.0.post_attention_norm.weight", "blk.0.post_ffw_norm.weight"}, "Gemma"),
+    "gemma3": ("gemma3", {"blk.1.attn_q_norm.weight", "blk.1.post_ffw_norm.weight"}, "Gemma"),
+    "phi3": ("phi3", {"blk.0.attn_qkv.weight", "blk.0.ffn_up.weight"}, "Phi-3"),
+}
+
+
+@pytest.mark.parametrize("family", list(NEW_FAMILIES))
+def test_qwen3_gemma_and_phi3_compute_what_the_model_computes(family, tmp_path):
+    from families import tiny_model
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from tunekit.export import export
+    from tunekit.gguf import write_gguf
+
+    base = _with_large_weights(tiny_model(family, tmp_path / family))
+    out = Path(export(tk.load_config({"model_name_or_path": str(base), "export_dir": str(tmp_path / "out"),
+                                      "export_gguf": "f16", "do_train": False})))
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    write_gguf(AutoModelForCausalLM.from_pretrained(out), tokenizer, out, "q8_0")
+    architecture, tensors, chat_format = NEW_FAMILIES[family]
+    fields = _read(out / "model-f16.gguf")
+    assert fields["general.architecture"] == architecture and tensors <= set(fields["tensor_types"])
+    assert "output.weight" not in fields["tensor_types"]  # tied, as tiny_model's models are
+    conversations = [c for c in CONVERSATIONS if family != "gemma2" or c[0]["role"] != "system"]  # Gemma 2 has none
+    config = AutoConfig.from_pretrained(base)
+    for kind, tolerance in (("f16", F16_TOLERANCE), ("q8_0", Q8_0_TOLERANCE)):
+        assert _max_relative_diff(out, f"model-{kind}.gguf", tokenizer, conversations,
+                                  **_not_read_back(config)) < tolerance, kind
+    if family.startswith("gemma"):  # the query scale is in the file (llama.cpp's 1/sqrt(head_dim)), and it shows
+        assert _max_relative_diff(out, "model-f16.gguf", tokenizer, conversations[:1]) > 10 * F16_TOLERANCE
+        assert fields[f"{architecture}.attention.sliding_window"] == 64
+        assert f"{architecture}.attention.sliding_window_pattern" not in fields  # llama.cpp's default pattern
+    if family == "gemma2":
+        assert fields["gemma2.attn_logit_softcapping"] == 50.0 and fields["gemma2.final_logit_softcapping"] == 30.0
+    if family == "gemma3":
+        assert fields["gemma3.rope.freq_base"] == 1e6 and fields["gemma3.rope.freq_base_swa"] == 1e4
+    modelfile = (out / "Modelfile").read_text()
+    assert (f"# Chat format: {chat_format}," in modelfile) == bool(chat_format)
+    assert f'PARAMETER stop "{tokenizer.eos_token}"' in modelfile.splitlines()
+
+
+def test_the_gemma_and_phi3_modelfile_templates():
+    from tunekit.gguf import _FAMILIES
+
+    gemma, phi3 = _FAMILIES["Gemma"], _FAMILIES["Phi-3"]
+    # rendered by Go's text/template for a system turn, a user turn, an answer and a user turn, they give what
+    # trl's gemma3 and phi3 jinja templates give (checked once with go 1.19; no Go here at test time)
+    assert gemma.template.endswith("<start_of_turn>model\n") and '$system = ""' in gemma.template
+    assert phi3.template == "{{- range .Messages }}<|{{ .Role }}|>\n{{ .Content }}<|end|>\n{{ end }}<|assistant|>\n"
+    assert gemma.stops == ("<start_of_turn>", "<end_of_turn>") and phi3.stops[0] == "<|end|>"
+
+
+def test_what_llama_cpp_cannot_compute_is_a_one_line_error():
+    import transformers
+
+    from tunekit.gguf import check_exportable
+
+    sizes = dict(vocab_size=64, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4)
+    long_rope = transformers.Phi3Config(**sizes, max_position_embeddings=8192, rope_parameters={
+        "rope_type": "longrope", "rope_theta": 10000.0, "long_factor": [1.0] * 8, "short_factor": [1.0] * 8,
+        "original_max_position_embeddings": 4096})
+    uncapped = transformers.Gemma2Config(**sizes, final_logit_softcapping=None)
+    multimodal = transformers.Gemma3Config()
+    for config, says in ((long_rope, "rope_type 'longrope'"), (uncapped, "always caps"),
+                         (multimodal, "gemma3_text")):
+        with pytest.raises(tk.ConfigError) as err:
+            check_exportable(config, "f16")
+        assert says in str(err.value) and "\n" not in str(err.value) and "convert_hf_to_gguf" in str(err.value)
+    scaled = transformers.Gemma3TextConfig(**sizes, rope_parameters={  # Gemma 3 4B+: linear on the full layers
+        "full_attention": {"rope_type": "linear", "factor": 8.0, "rope_theta": 1e6},
+        "sliding_attention": {"rope_type": "default", "rope_theta": 1e4}})
+    assert check_exportable(scaled, "f16").name == "GEMMA3"
+
+
+SENTENCEPIECE = {"gemma2": False, "mistral": True, "phi3": False}  # families.py's family: its add_space_prefix
+
+
+@pytest.mark.parametrize("family", list(SENTENCEPIECE))
+def test_a_sentencepiece_tokenizer_is_llama_cpps_llama_vocabulary(family, tmp_path):
+    """Gemma's (no space prefix), Mistral 7B's (legacy: a space prefix after every special token) and Phi-3-mini's
+    (its chat tokens strip the newline after them) tokenizers: BPE with byte fallback over ▁-words."""
+    from families import sentencepiece_model
+    from transformers import AutoConfig, AutoTokenizer
+
+    from tunekit.export import export
+
+    base = _with_large_weights(sentencepiece_model(family, tmp_path / family))
+    keys = {"template": "mistral"} if family == "mistral" else {}  # tunekit's: [INST] turns, [INST] as text
+    out = Path(export(tk.load_config({"model_name_or_path": str(base), "export_dir": str(tmp_path / "out"),
+                                      "export_gguf": "f16", "do_train": False, **keys})))
+    original = AutoTokenizer.from_pretrained(out)
+    fields = _read(out / "model-f16.gguf")
+    tokens, types = fields["tokenizer.ggml.tokens"], fields["tokenizer.ggml.token_type"]
+    assert fields["tokenizer.ggml.model"] == "llama" and fields["tokenizer.ggml.pre"] == "default"
+    assert tokens == [original.convert_ids_to_tokens(i) for i in range(len(original))]
+    special = set(original.all_special_ids) | {i for i, t in original.added_tokens_decoder.items() if t.special}
+    kinds = {"<0x0A>": 6, original.unk_token: 2, original.bos_token: 3, original.eos_token: 3}  # BYTE, UNKNOWN, CONTROL
+    assert {token: types[tokens.index(token)] for token in kinds} == kinds
+    assert {types[i] for i, token in enumerate(tokens) if i not in special and not token.startswith("<0x")} == {1}
+    # llama.cpp merges the pair that makes the token of highest score: the tokens come in the merges' order
+    scores = fields["tokenizer.ggml.scores"]
+    made = dict.fromkeys(merge.replace(" ", "") for merge in fields["tokenizer.ggml.merges"])
+    ordered = [scores[tokens.index(token)] for token in made]
+    assert ordered == sorted(ordered, reverse=True) and len(set(ordered)) == len(ordered) > 500
+    assert fields["tokenizer.ggml.add_space_prefix"] is SENTENCEPIECE[family]
+    assert fields["tokenizer.ggml.add_bos_token"] is True and fields["tokenizer.ggml.add_eos_token"] is False
+    assert ("phi-3" in fields["general.name"]) == (family == "phi3")  # llama.cpp strips after Phi-3's chat tokens
+    conversations = [c for c in CONVERSATIONS if family != "gemma2" or c[0]["role"] != "system"]
+    # transformers' GGUF loader rebuilds Gemma's tokenizer as a Unigram from the scores and Llama's as BPE from
+    # the merges; its Phi-3 one writes no ▁ for spaces (llama.cpp's own tokens: make check-gguf)
+    if family != "phi3":
+        from_gguf = _tokenizer_of(out / "model-f16.gguf", tmp_path / "gguf")
+        for conversation in conversations:  # the loader adds no bos: llama.cpp does, as add_bos_token says
+            text = original.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+            assert from_gguf(text, add_special_tokens=False).input_ids == original(text,
+                                                                                 add_special_tokens=False).input_ids
+    config = AutoConfig.from_pretrained(base)
+    assert _max_relative_diff(out, "model-f16.gguf", original, conversations,
+                              **_not_read_back(config)) < F16_TOLERANCE
+
+
+def test_a_tokenizer_llama_cpp_cannot_read_is_a_one_line_error_and_other_merges_a_warning(tmp_path):
+    import json
+
+    import gguf
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    from tunekit.gguf import _write_tokenizer
+    from tunekit.models.builtin import _tiny_corpus
+
+    bpe = Tokenizer(models.BPE())
+    bpe.normalizer = normalizers.Replace(" ", "\u2581")
+    bpe.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="always")
+    bpe.train_from_iterator(_tiny_corpus(), trainers.BpeTrainer(vocab_size=600, special_tokens=["<unk>"],
+                                                                show_progress=False))
+    trained = json.loads(bpe.to_str())["model"]
+
+    def tokenizer(byte_fallback: bool, byte_tokens: bool = True):  # its merges as trained, not a SentencePiece's
+        vocab = {**trained["vocab"], **{f"<0x{b:02X}>": len(trained["vocab"]) + b for b in range(256 * byte_tokens)}}
+        bpe.model = models.BPE(vocab, [tuple(m) for m in trained["merges"]], byte_fallback=byte_fallback,
+                               unk_token="<unk>")
+        return PreTrainedTokenizerFast(tokenizer_object=bpe, unk_token="<unk>")
+
+    writer = gguf.GGUFWriter(tmp_path / "x.gguf", "llama")
+    for wrong, says in ((tokenizer(byte_fallback=False), "neither byte-level BPE"),
+                        (tokenizer(byte_fallback=True, byte_tokens=False), "256 of the 256 byte tokens")):
+        with pytest.raises(tk.ConfigError) as err:
+            _write_tokenizer(writer, wrong, 1024, "f16")
+        assert "\n" not in str(err.value) and says in str(err.value) and "convert_hf_to_gguf" in str(err.value)
+    with pytest.warns(UserWarning, match="merges are not a SentencePiece model's"):
+        _write_tokenizer(writer, tokenizer(byte_fallback=True), 1024, "f16")
