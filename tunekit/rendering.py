@@ -184,12 +184,6 @@ def prompt_ids(tokenizer, messages: list[dict], tools=None) -> list[int]:
     return token_ids(tokenizer, prompt_text(tokenizer, messages, tools))
 
 
-def chat_ids(tokenizer, prompt: str, system: str | None = None) -> list[int]:
-    """The prompt ids of one user message (with a system message first, when given)."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    return prompt_ids(tokenizer, messages)
-
-
 # ---------------------------------------------------------------------------------------------
 # a conversation as tokens, with what is trained
 # ---------------------------------------------------------------------------------------------
@@ -319,7 +313,7 @@ def _layout(tokenizer, messages, tools, mask_history, history_thoughts) -> tuple
         continuation += tokenizer.eos_token  # a template that ends no answer: the model must still learn to stop
     inserts = _thought_inserts(tokenizer, prepared, spans, prefix, mask_history) if history_thoughts else []
     prefix, spans, thoughts = _apply_inserts(prefix, spans, inserts)
-    return (prefix, continuation, spans, thoughts + _reasoning_spans(prefix, spans, prepared),
+    return (prefix, continuation, spans, thoughts + _reasoning_spans(prefix, spans),
             reasoning_of(prepared[last]))
 
 
@@ -422,7 +416,7 @@ def _apply_inserts(prefix: str, spans: list[tuple], inserts) -> tuple[str, list[
     return prefix, spans, thoughts
 
 
-def _reasoning_spans(prefix: str, spans: list[tuple], prepared) -> list[tuple]:
+def _reasoning_spans(prefix: str, spans: list[tuple]) -> list[tuple]:
     """The thought blocks the template itself rendered inside earlier answers (a ``<think>`` the answer's own
     generation prompt opened included)."""
     found = []
