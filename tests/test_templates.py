@@ -193,6 +193,7 @@ def test_a_row_the_template_refuses_is_a_one_line_error_naming_the_template_and_
     rows = [{"messages": [U("Hi"), A("Hello!")]}, {"messages": [U("2 + 2?"), A("4")]}]
     write_dataset(tmp_path / "data", "rows", rows, {"formatting": "openai"})
     config = {**tiny, "dataset": "rows", "dataset_dir": str(tmp_path / "data")}
-    with pytest.raises(DataError, match=r"dataset 'rows' row 1: the llava_next chat template cannot render") as err:
+    with pytest.raises(DataError, match=r"dataset 'rows' row 1 of its train split: the llava_next chat template "
+                                        "cannot render") as err:
         tk.load_data(config, tokenizer)
     assert "\n" not in str(err.value)

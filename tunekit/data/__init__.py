@@ -119,12 +119,14 @@ def row_length(tokenizer, row: dict) -> int:
 
 
 @contextmanager
-def row_named(dataset: str, number: int):
-    """A ``DataError`` raised while rendering a row names the row: ``dataset 'x' row 3: ...``."""
+def row_named(dataset: str, number: int, split: str | None = None):
+    """A ``DataError`` raised while rendering a row names the row: ``dataset 'x' row 3: ...`` (``row 3 of its
+    train split`` once the rows are split)."""
     try:
         yield
     except DataError as err:
-        raise DataError(f"dataset {dataset!r} row {number}: {err}") from None
+        where = f" of its {split} split" if split else ""
+        raise DataError(f"dataset {dataset!r} row {number}{where}: {err}") from None
 
 
 def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:

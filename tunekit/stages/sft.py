@@ -41,7 +41,7 @@ def prepare(cfg: Config, tokenizer):
         tools = part["tools"] if "tools" in part.column_names else [None] * len(part)
         examples = []
         for number, (messages, row_tools) in enumerate(zip(part["messages"], tools), 1):
-            with row_named(f"{cfg.dataset} ({split} split)", number):
+            with row_named(cfg.dataset, number, split):
                 examples.append(encode_chat(tokenizer, messages, cfg.cutoff_len, cfg.train_on_prompt,
                                             cfg.mask_history, row_tools, with_length=True))
         lengths = [e.pop("length") for e in examples]
