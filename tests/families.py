@@ -93,7 +93,6 @@ FAMILIES = {
 
 def tiny_model(family: str, folder: Path) -> Path:
     """A tiny random model of ``family`` with its tokenizer and chat template, saved in ``folder`` (seconds)."""
-    import torch
     import transformers
 
     config_class, template_name, _ = FAMILIES[family]
@@ -106,7 +105,14 @@ def tiny_model(family: str, folder: Path) -> Path:
         shape["head_dim"] = 16
     if config_class in ("Gemma3TextConfig", "Gemma2Config"):
         shape["sliding_window"] = 64
-    config = getattr(transformers, config_class)(**shape)
+    return _save(getattr(transformers, config_class)(**shape), tokenizer, folder)
+
+
+def _save(config, tokenizer, folder) -> Path:
+    """A random model of ``config`` (seeded) and ``tokenizer``, saved in ``folder``."""
+    import torch
+    import transformers
+
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = transformers.AutoModelForCausalLM.from_config(config)
@@ -115,6 +121,24 @@ def tiny_model(family: str, folder: Path) -> Path:
     folder = Path(folder)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    return folder
+
+
+def with_large_weights(folder: Path) -> Path:
+    """The saved model's matrices drawn again with std 0.2 and its norm weights moved by 0.1: with the default
+    0.02 attention is nearly flat, and a wrong query scale or rope in an export would not show."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(0)
+        for parameter in model.parameters():
+            if parameter.ndim == 2:
+                parameter.normal_(0, 0.2)
+            else:
+                parameter.add_(0.1 * torch.randn_like(parameter))
+    model.save_pretrained(folder)
     return folder
 
 
@@ -137,7 +161,6 @@ def sentencepiece_model(family: str, folder: Path) -> Path:
     token too, and Mistral's ``[INST]`` is text. The chat template is trl's (Mistral: tunekit's ``template``)."""
     import json
 
-    import torch
     import transformers
     from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, trainers
 
@@ -177,12 +200,4 @@ def sentencepiece_model(family: str, folder: Path) -> Path:
                  pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
     if gemma:
         shape.update(head_dim=16, sliding_window=64)
-    with torch.random.fork_rng():
-        torch.manual_seed(0)
-        model = transformers.AutoModelForCausalLM.from_config(getattr(transformers, config_class)(**shape))
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    folder = Path(folder)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save(getattr(transformers, config_class)(**shape), tokenizer, folder)

@@ -267,23 +267,6 @@ def test_export_gguf_takes_f16_or_q8_0(tmp_path):
     assert tk.load_config({"export_gguf": "q8_0", "do_train": False}).export_gguf == "q8_0"
 
 
-def _with_large_weights(folder: Path) -> Path:
-    """tiny_model's weights are drawn with std 0.02, which leaves attention nearly flat (a wrong query scale would
-    not show): draw its matrices again with std 0.2, and move its norm weights by 0.1, as ``_tiny_of`` does."""
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(folder)
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(0)
-        for parameter in model.parameters():
-            if parameter.ndim == 2:
-                parameter.normal_(0, 0.2)
-            else:
-                parameter.add_(0.1 * torch.randn_like(parameter))
-    model.save_pretrained(folder)
-    return folder
-
-
 def _not_read_back(config) -> dict:
     """What transformers' GGUF loader does not read from the file, keeping its config class's default instead:
     Qwen3's head_dim (128), and Gemma's query_pre_attn_scalar (256), where llama.cpp (and so the file) scales
@@ -305,13 +288,13 @@ NEW_FAMILIES = {  # tests/families.py's name: (llama.cpp architecture, tensors i
 
 @pytest.mark.parametrize("family", list(NEW_FAMILIES))
 def test_qwen3_gemma_and_phi3_compute_what_the_model_computes(family, tmp_path):
-    from families import tiny_model
+    from families import tiny_model, with_large_weights
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     from tunekit.export import export
     from tunekit.gguf import write_gguf
 
-    base = _with_large_weights(tiny_model(family, tmp_path / family))
+    base = with_large_weights(tiny_model(family, tmp_path / family))
     out = Path(export(tk.load_config({"model_name_or_path": str(base), "export_dir": str(tmp_path / "out"),
                                       "export_gguf": "f16", "do_train": False})))
     tokenizer = AutoTokenizer.from_pretrained(base)
@@ -378,12 +361,12 @@ SENTENCEPIECE = {"gemma2": False, "mistral": True, "phi3": False}  # families.py
 def test_a_sentencepiece_tokenizer_is_llama_cpps_llama_vocabulary(family, tmp_path):
     """Gemma's (no space prefix), Mistral 7B's (legacy: a space prefix after every special token) and Phi-3-mini's
     (its chat tokens strip the newline after them) tokenizers: BPE with byte fallback over ▁-words."""
-    from families import sentencepiece_model
+    from families import sentencepiece_model, with_large_weights
     from transformers import AutoConfig, AutoTokenizer
 
     from tunekit.export import export
 
-    base = _with_large_weights(sentencepiece_model(family, tmp_path / family))
+    base = with_large_weights(sentencepiece_model(family, tmp_path / family))
     keys = {"template": "mistral"} if family == "mistral" else {}  # tunekit's: [INST] turns, [INST] as text
     out = Path(export(tk.load_config({"model_name_or_path": str(base), "export_dir": str(tmp_path / "out"),
                                       "export_gguf": "f16", "do_train": False, **keys})))

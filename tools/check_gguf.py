@@ -63,10 +63,8 @@ def tiny_export(family: str, folder: Path) -> Path:
     ``export_gguf: f16``."""
     import json
 
-    import torch
     from families import FAMILIES as KEYS
-    from families import sentencepiece_model, tiny_model
-    from transformers import AutoModelForCausalLM
+    from families import sentencepiece_model, tiny_model, with_large_weights
 
     import tunekit as tk
     from tunekit.export import export
@@ -76,15 +74,7 @@ def tiny_export(family: str, folder: Path) -> Path:
     base = build(family, folder / "base")
     config = json.loads((base / "config.json").read_text())
     (base / "config.json").write_text(json.dumps({**config, **changes}))
-    model = AutoModelForCausalLM.from_pretrained(base)
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(0)
-        for parameter in model.parameters():
-            if parameter.ndim == 2:
-                parameter.normal_(0, 0.2)
-            else:
-                parameter.add_(0.1 * torch.randn_like(parameter))
-    model.save_pretrained(base)
+    with_large_weights(base)
     keys = {"model_name_or_path": str(base), "export_dir": str(folder / "export"), "export_gguf": "f16",
             "do_train": False, **KEYS[family][2]}
     return Path(export(tk.load_config(keys)))
