@@ -29,7 +29,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .errors import DataError, warn
-from .templates import Style
+from .templates import Style, probed, template_text
 
 THOUGHT = ("<think>\n", "\n</think>\n\n")  # how an answer's reasoning is written (LLaMA-Factory's thought words)
 _LEADING_THOUGHT = re.compile(r"^\s*<think>(.*?)</think>\s*", re.S)
@@ -42,13 +42,6 @@ LLAMAFACTORY_REASONING = ("deepseekr1", "ernie_vl", "glm4_moe", "glm4v", "glm4_5
 
 def style_of(tokenizer) -> Style:
     return getattr(tokenizer, "tunekit_style", None) or Style()
-
-
-def template_text(tokenizer) -> str:
-    template = tokenizer.chat_template
-    if isinstance(template, dict):
-        template = template.get("default")
-    return template if isinstance(template, str) else ""
 
 
 def template_label(tokenizer) -> str:
@@ -139,17 +132,16 @@ def fold_system(messages: list[dict]) -> list[dict]:
 
 def refuses_system(tokenizer) -> bool:
     """Whether the template rejects a system message (Gemma's: 'System role not supported')."""
-    cached = getattr(tokenizer, "tunekit_refuses_system", None)
-    if cached is None or cached[0] != template_text(tokenizer):
-        try:
-            tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
-                                          tokenize=False, add_generation_prompt=True)
-            refused = False
-        except Exception as err:  # jinja's TemplateError from raise_exception, or any failure on a system turn
-            refused = "system" in str(err).lower()
-        cached = (template_text(tokenizer), refused)
-        tokenizer.tunekit_refuses_system = cached
-    return cached[1]
+    return probed(tokenizer, "refuses system", _refuses_system)
+
+
+def _refuses_system(tokenizer) -> bool:
+    try:
+        tokenizer.apply_chat_template([{"role": "system", "content": "s"}, {"role": "user", "content": "u"}],
+                                      tokenize=False, add_generation_prompt=True)
+        return False
+    except Exception as err:  # jinja's TemplateError from raise_exception, or any failure on a system turn
+        return "system" in str(err).lower()
 
 
 def _render(tokenizer, messages: list[dict], extra: dict, generation_prompt: bool) -> str:
@@ -233,10 +225,10 @@ def end_of_turn(tokenizer, extra: dict) -> tuple[str, bool]:
     """(the text a template writes after an earlier answer's text: ``<|im_end|>\n``, ``<|eot_id|>``, ...; whether
     it writes anything after the last answer). GLM's templates write nothing there: the end-of-sequence token is
     added (LLaMA-Factory's ``efficient_eos``)."""
-    key = (template_text(tokenizer), tuple(sorted(extra)))
-    cached = getattr(tokenizer, "tunekit_end_of_turn", None)
-    if cached and cached[0] == key:
-        return cached[1]
+    return probed(tokenizer, f"end of turn {sorted(extra)}", lambda _: _end_of_turn(tokenizer, extra))
+
+
+def _end_of_turn(tokenizer, extra: dict) -> tuple[str, bool]:
     probe = [{"role": "user", "content": "a"}, {"role": "assistant", "content": _MARK}]
     try:
         between = _render(tokenizer, [*probe, {"role": "user", "content": "b"}], extra, False)
@@ -247,28 +239,26 @@ def end_of_turn(tokenizer, extra: dict) -> tuple[str, bool]:
     common = _common(between, last)  # cut back to a token boundary: '<|end|>\n<|' is no end of a turn
     text = between[: max([0] + [start for _, start in _offsets(tokenizer, between) if start <= common]
                          if common < len(between) else [common])]
-    first = _first_special(tokenizer, between)  # gpt-oss ends an earlier answer with <|end|>, the last with <|return|>
+    first = _special_at(tokenizer, between, 0)  # gpt-oss ends an earlier answer with <|end|>, the last with <|return|>
     if first and len(first) > len(text):
         text = first
-    result = (text, bool(last.strip()))
-    tokenizer.tunekit_end_of_turn = (key, result)
-    return result
+    return text, bool(last.strip())
 
 
-def _first_special(tokenizer, text: str) -> str:
-    for token in sorted(getattr(tokenizer, "all_special_tokens", []) + list(tokenizer.get_added_vocab()), key=len,
-                        reverse=True):
-        if token and text.startswith(token):
-            return token
-    return ""
+def _special_at(tokenizer, text: str, position: int) -> str:
+    """The special or added token that ``text`` has at ``position`` (the longest), or ""."""
+    specials = probed(tokenizer, "specials", lambda t: sorted(
+        {s for s in [*getattr(t, "all_special_tokens", []), *t.get_added_vocab()] if s}, key=len, reverse=True))
+    return next((token for token in specials if text.startswith(token, position)), "")
 
 
-def _continuation(prefix: str, full: str, reasoning: str | None, history_end: int) -> str:
-    """The last answer's text after ``prefix`` (its generation prompt), from the full rendering ``full``."""
+def _continuation(prefix: str, full: str, reasoning: str | None, history) -> str:
+    """The last answer's text after ``prefix`` (its generation prompt), from the full rendering ``full``;
+    ``history()``: the conversation before the last answer rendered without the generation prompt."""
     if full.startswith(prefix):
         return full[len(prefix):]
     at = _common(prefix, full)
-    if at < history_end:
+    if at < _common(prefix, history()):
         raise ValueError("the template renders the conversation before the last answer differently with it")
     opened, rest = prefix[at:], full[at:]
     if "<think>" in opened and "</think>" not in rest:  # DeepSeek-R1: the prompt opens a thought; the answer closes it
@@ -302,9 +292,9 @@ def _layout(tokenizer, messages, tools, mask_history, history_thoughts) -> tuple
     last = answers[-1]
     prefix = _render(tokenizer, prepared[:last], extra, True)
     full = _render(tokenizer, prepared[: last + 1], extra, False)
-    history_end = _common(prefix, _render(tokenizer, prepared[:last], extra, False)) if last else 0
     try:
-        continuation = _continuation(prefix, full, reasoning_of(prepared[last]), history_end)
+        continuation = _continuation(prefix, full, reasoning_of(prepared[last]),
+                                     lambda: _render(tokenizer, prepared[:last], extra, False) if last else "")
         spans = _history_spans(tokenizer, prepared, answers[:-1], prefix, extra)
     except ValueError as err:
         raise DataError(f"{template_label(tokenizer)}: {err}; set template to a format that renders it "
@@ -362,10 +352,8 @@ def _after_call(tokenizer, prefix: str, start: int, calls: list[dict]) -> int:
             found = prefix.find(word, at) if word else -1
             if found >= 0:
                 at = found + len(word)
-    specials = sorted(set(getattr(tokenizer, "all_special_tokens", [])) | set(tokenizer.get_added_vocab()),
-                      key=len, reverse=True)
     for position in range(at, len(prefix)):
-        token = next((t for t in specials if t and prefix.startswith(t, position)), None)
+        token = _special_at(tokenizer, prefix, position)
         if token:
             return position + len(token)
     raise ValueError("a tool call's end cannot be found in the rendered conversation")

@@ -148,6 +148,24 @@ class Style:
     preserve_thinking: bool = False
 
 
+def template_text(tokenizer) -> str:
+    """The tokenizer's chat template (the default one of several named ones), or ""."""
+    template = tokenizer.chat_template
+    if isinstance(template, dict):
+        template = template.get("default")
+    return template if isinstance(template, str) else ""
+
+
+def probed(tokenizer, question: str, answer):
+    """What ``answer(tokenizer)`` says of the tokenizer's chat template (does it take a system turn, tools, ...),
+    worked out once per template and remembered on the tokenizer."""
+    memo = tokenizer.__dict__.setdefault("tunekit_probes", {})
+    key = (question, template_text(tokenizer))
+    if key not in memo:
+        memo[key] = answer(tokenizer)
+    return memo[key]
+
+
 def set_style(tokenizer, template: str | None = None, enable_thinking: bool = True,
               preserve_thinking: bool = False) -> None:
     """Remember on ``tokenizer`` how its template is rendered."""

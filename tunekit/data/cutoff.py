@@ -36,8 +36,8 @@ def _prompt_length(tokenizer, prompt: list[dict]) -> int:
     return len(rendering.prompt_ids(tokenizer, prompt))
 
 
-def _answer_length(tokenizer, prompt: list[dict], answer: dict, prompt_length: int) -> int:
-    return len(rendering.encode(tokenizer, prompt + [answer]).turns()[-1][1])
+def _answer_length(tokenizer, prompt: list[dict], answer: dict) -> int:
+    return len(rendering.answer_ids(tokenizer, prompt, answer)[1])
 
 
 def _cut_answer(tokenizer, answer: dict, length: int, keep: int) -> dict:
@@ -74,7 +74,7 @@ def cut_to_fit(tokenizer, rows: list[dict], cutoff_len: int) -> tuple[list[dict]
     budget = cutoff_len - 1  # one token spare: text cut at a token may tokenize one token longer
     for row in rows:
         prompt_length = _prompt_length(tokenizer, row["prompt"])
-        answer_lengths = [_answer_length(tokenizer, row["prompt"], row[side][0], prompt_length) for side in sides]
+        answer_lengths = [_answer_length(tokenizer, row["prompt"], row[side][0]) for side in sides]
         if prompt_length + max(answer_lengths) <= cutoff_len:
             out.append(row)
             continue

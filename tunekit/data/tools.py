@@ -20,25 +20,24 @@ from __future__ import annotations
 
 import json
 
+from ..templates import probed, template_text
+
 ANSWER_ROLES = ("assistant", "function_call")  # the turns the model writes (and is trained on)
 
 
 def knows_tools(tokenizer) -> bool:
     """Whether the tokenizer's chat template renders ``tools``, assistant ``tool_calls`` and tool messages itself
     (trl's ``supports_tool_calling``: the call's name and arguments and the tool's answer all appear)."""
-    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
-    if "tool_calls" not in template:
-        return False
-    cached = getattr(tokenizer, "tunekit_knows_tools", None)
-    if cached is None or cached[0] != template:
-        from trl.chat_template_utils import supports_tool_calling
+    return "tool_calls" in template_text(tokenizer) and probed(tokenizer, "knows tools", _supports_tool_calling)
 
-        try:
-            cached = (template, bool(supports_tool_calling(tokenizer)), _wants_text_arguments(tokenizer))
-        except Exception:  # a template that fails on the probe in another way: it does not take tool calls
-            cached = (template, False, False)
-        tokenizer.tunekit_knows_tools = cached
-    return cached[1]
+
+def _supports_tool_calling(tokenizer) -> bool:
+    from trl.chat_template_utils import supports_tool_calling
+
+    try:
+        return bool(supports_tool_calling(tokenizer))
+    except Exception:  # a template that fails on the probe in another way: it does not take tool calls
+        return False
 
 
 def _wants_text_arguments(tokenizer) -> bool:
@@ -57,17 +56,16 @@ def _wants_text_arguments(tokenizer) -> bool:
 def refuses_tool_role(tokenizer) -> bool:
     """Whether the template rejects a ``tool`` message (Gemma's and Cohere's: roles must alternate) or drops it
     (Phi-3's); their observations are then the user's turn, ``Observation: ...``."""
-    template = tokenizer.chat_template if isinstance(tokenizer.chat_template, str) else ""
-    cached = getattr(tokenizer, "tunekit_refuses_tool", None)
-    if cached is None or cached[0] != template:
-        probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"},
-                 {"role": "tool", "content": "tool_result_7f3a"}, {"role": "assistant", "content": "b"}]
-        try:
-            cached = (template, "tool_result_7f3a" not in tokenizer.apply_chat_template(probe, tokenize=False))
-        except Exception:  # jinja's raise_exception, whatever its words
-            cached = (template, True)
-        tokenizer.tunekit_refuses_tool = cached
-    return cached[1]
+    return probed(tokenizer, "refuses tool role", _refuses_tool_role)
+
+
+def _refuses_tool_role(tokenizer) -> bool:
+    probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "a"},
+             {"role": "tool", "content": "tool_result_7f3a"}, {"role": "assistant", "content": "b"}]
+    try:
+        return "tool_result_7f3a" not in tokenizer.apply_chat_template(probe, tokenize=False)
+    except Exception:  # jinja's raise_exception, whatever its words
+        return True
 
 
 def parse_tools(tools) -> list[dict]:
@@ -111,7 +109,7 @@ def for_template(tokenizer, messages: list[dict], tools=None) -> tuple[list[dict
         out = []
         for m in messages:
             if m["role"] == "function_call":
-                as_text = tokenizer.tunekit_knows_tools[2]
+                as_text = probed(tokenizer, "text arguments", _wants_text_arguments)
                 calls = [{"type": "function", "function": {"name": c.get("name"), "arguments": json.dumps(
                     c.get("arguments", {}), ensure_ascii=False) if as_text else c.get("arguments", {})}}
                          for c in _calls(m["content"])]
