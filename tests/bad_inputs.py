@@ -41,6 +41,21 @@ def with_file(tmp: Path, text: str, info: dict | None = None, file_name: str = "
     return base(tmp, dataset="mine", dataset_dir=str(folder), **keys)
 
 
+def with_rows_file(tmp: Path, rows: list, file_name: str = "mine.jsonl", **keys) -> dict:
+    """A config training on ``rows`` written to a file that is named by its path (no dataset_info.json)."""
+    path = tmp / file_name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return base(tmp, dataset=str(path), **keys)
+
+
+def empty_dataframe_file(tmp: Path) -> dict:
+    """A parquet file written from a DataFrame with columns and no rows."""
+    import pandas as pd
+
+    pd.DataFrame({"prompt": [], "completion": []}).astype(str).to_parquet(tmp / "empty.parquet")
+    return base(tmp, dataset=str(tmp / "empty.parquet"))
+
+
 def config_file(tmp: Path, text: str) -> Path:
     path = tmp / "config.yaml"
     path.write_text(text)
@@ -334,6 +349,27 @@ CASES = [
                     (t / "data" / "dataset_info.json").write_text('{"mine": {"hf_hub_url": "org/some_set"}}'),
                     base(t, dataset="mine", dataset_dir=str(t / "data")))[2],
          "DataError", ["dataset 'mine'", "org/some_set", "unreachable", "local file"], env=OFFLINE),
+    Case("dataset_names_nothing_known", lambda t: base(t, dataset="my_rows.jsonl"), "DataError",
+         ["dataset 'my_rows.jsonl'", "not registered", "nor a file or folder", "dataset_dir", "hub id"]),
+    Case("columns_match_no_format",
+         lambda t: with_rows_file(t, [{"question": "What colour is the sky?", "answer": "Blue."}] * 2), "DataError",
+         ["mine.jsonl", "columns (question, answer) match no known format", "this stage takes",
+          'closest: alpaca, with "columns": {"prompt": "question", "response": "answer"}', "dataset_info.json"]),
+    Case("implicit_prompt_pair_shares_nothing",
+         lambda t: with_rows_file(t, [{"chosen": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}],
+                                       "rejected": [{"role": "user", "content": "Yo"}, {"role": "assistant", "content": "Go away"}]}],
+                                  stage="dpo"),
+         "DataError", ["mine.jsonl", "row 1", "chosen and rejected share no turns", "give a prompt column"]),
+    Case("trl_label_not_a_boolean",
+         lambda t: with_rows_file(t, [{"prompt": "Hi", "completion": "Hello!", "label": "maybe"}] * 2, stage="kto"),
+         "DataError", ["mine.jsonl", "row 1", "label must be true or false", "'maybe'"]),
+    Case("data_file_given_by_path_is_empty", lambda t: with_rows_file(t, []), "DataError",
+         ["mine.jsonl", "(a file) has no rows", "at least one"]),
+    Case("parquet_from_a_dataframe_with_no_rows", empty_dataframe_file, "DataError",
+         ["empty.parquet", "has no rows"]),
+    Case("sft_on_a_preference_file",
+         lambda t: with_rows_file(t, [{"prompt": "Hi", "chosen": "Hello!", "rejected": "Go away"}] * 2), "DataError",
+         ["stage='sft' takes language modelling", "mine.jsonl", "is a preference set", "another stage"]),
     # --- models ----------------------------------------------------------------------------------
     Case("model_path_does_not_exist", lambda t: base(t, model_name_or_path=str(t / "models" / "my-llama")),
          "ConfigError", ["model_name_or_path=", "my-llama", "tiny-random-llama"]),

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 import tunekit as tk
+from tunekit.data.formats import KINDS
 from tunekit.stages import STAGES
 from tunekit.stages.base import Stage
 
@@ -130,7 +131,7 @@ def test_every_stage_is_described_once_and_completely():
     assert list(STAGES) == ["pt", "sft", "rm", "ppo", "dpo", "kto", "grpo"]
     for name, stage in STAGES.items():
         assert isinstance(stage, Stage) and stage.name == name
-        assert stage.rows in ("text", "chat", "pairwise", "unpaired")
+        assert stage.rows in KINDS
         assert stage.head in ("causal_lm", "score")
         assert "loss" in stage.metrics and stage.chart and all(callable(f) for f in (stage.prepare, stage.build,
                                                                                         stage.show, stage.check))

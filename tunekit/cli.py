@@ -1,6 +1,7 @@
 """The command line: ``tunekit train | chat | export | eval``.
 
     tunekit train CONFIG.yaml [key=value ...]      overrides after the path, as llamafactory-cli
+    tunekit train key=value ...                    no file: the keys alone (e.g. stage=sft dataset=my.jsonl)
     tunekit chat --model NAME [--adapter DIR] [--prompt TEXT]     or: tunekit chat CONFIG.yaml
     tunekit export CONFIG.yaml [key=value ...]     or: --model NAME --adapter DIR --export-dir OUT
                    [--gguf f16|q8_0]     also OUT/model-<type>.gguf and an Ollama Modelfile (export_gguf)
@@ -27,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tunekit", description="Train LLMs on LLaMA-Factory YAML.")
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train the stage a YAML config describes")
-    p_train.add_argument("config", help="YAML config (LLaMA-Factory keys)")
+    p_train.add_argument("config", nargs="?", default=None,
+                         help="YAML config (LLaMA-Factory keys); leave it out to give every key as key=value")
     p_train.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
     p_chat = sub.add_parser("chat", help="talk to a model (with an optional LoRA adapter)")
     p_chat.add_argument("config", nargs="?", default=None,
@@ -85,9 +87,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def _keys_alone(args) -> None:
+    """`tunekit train key=value ...` (and eval): a first argument with ``=`` that is not a file is a key, not a YAML."""
+    if args.config is not None and "=" in args.config and not os.path.exists(args.config):
+        args.overrides.insert(0, args.config)
+        args.config = None
+
+
 def _train(args) -> int:
     from .run import load_config
 
+    _keys_alone(args)
     cfg = load_config(args.config, *args.overrides)  # a config error is answered before torch is imported
     from .distributed import say
     from .run import plan, run_plan
@@ -187,9 +197,7 @@ def _export(args) -> int:
 def _eval(args) -> int:
     from .run import load_config
 
-    if args.config is not None and "=" in args.config and not os.path.exists(args.config):
-        args.overrides.insert(0, args.config)  # `tunekit eval key=value ...`: no file, the keys alone
-        args.config = None
+    _keys_alone(args)
     cfg = load_config(args.config, *args.overrides)  # a config error is answered before torch is imported
     from .evaluation import evaluate
     from .models import quiet_loading

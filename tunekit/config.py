@@ -136,9 +136,10 @@ class Config:
     reward_funcs: str = "accuracy,format"  # comma list: accuracy, format, length (tunekit/rewards.py), module:function
     reward_weights: str | None = None  # one number per reward (reward_model last); default: 1 each
     # --- dataset -----------------------------------------------------------------------------
-    dataset: str | None = None  # comma list of names from dataset_info.json
-    eval_dataset: str | None = None
+    dataset: str | None = None  # comma list: names in dataset_info.json, files or folders, hub ids (org/name[:split])
+    eval_dataset: str | None = None  # held-out sets, named as dataset is
     dataset_dir: str = "data"  # a folder with dataset_info.json; the bundled sets are always known
+    dataset_split: str = "train"  # the split read from a hub id or a saved DatasetDict (org/name:split names one)
     cutoff_len: int = 2048
     max_samples: int | None = None
     val_size: float = 0.0  # fraction (< 1) or number of rows (>= 1) held out for evaluation
@@ -203,11 +204,11 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def to_yaml(self, path: str | os.PathLike | None = None, only_changed: bool = True) -> str:
-        """The config as LLaMA-Factory YAML (by default only the keys that differ from the defaults)."""
+    def to_yaml(self, path: str | os.PathLike | None = None, only_changed: bool = True, keep: tuple = ()) -> str:
+        """The config as LLaMA-Factory YAML (by default only the keys that differ from the defaults, and ``keep``)."""
         defaults = Config()
         data = {k: v for k, v in self.to_dict().items()
-                if k != "training_args" and (not only_changed or v != getattr(defaults, k))}
+                if k != "training_args" and (not only_changed or k in keep or v != getattr(defaults, k))}
         data.update(self.training_args)
         text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
         if path is not None:

@@ -370,6 +370,8 @@ def _prompts(rows) -> list[_Prompt]:
 
     found: dict[str, _Prompt] = {}
     for row in rows:
+        if row.get("text") is not None:  # a language-modelling row (sft on text) has no prompt to answer
+            continue
         if row.get("messages"):
             prompt, reference = split_answer(row["messages"])
         else:

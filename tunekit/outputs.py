@@ -24,7 +24,9 @@ OUTPUTS = ("checkpoint-*", "training_*.png", "*_results.json", "trainer_state.js
            "model*.safetensors", "pytorch_model*.bin", "config.json", "generation_config.json", "tokenizer*",
            "special_tokens_map.json", "chat_template.jinja", "training_args.bin", "README.md",
            "value_head.safetensors", "pissa_init", "pissa_converted", "generated_predictions.jsonl",
-           "eval", LOG_NAME)  # eval/: tk.evaluate's before/after of the run
+           "eval", "training_args.yaml", LOG_NAME)  # eval/: tk.evaluate's before/after of the run
+CONFIG_NAME = "training_args.yaml"  # the run's config, as LLaMA-Factory's web UI saves it
+MEMORY_ROWS = "dataset"  # rows given in memory (tk.train(data=...)), written for the config to name
 
 
 def save_results(output_dir: str | os.PathLike, split: str, metrics: dict) -> None:
@@ -120,6 +122,27 @@ def prepare_output_dir(cfg: Config, resume: str | None) -> None:
         for pattern in OUTPUTS:
             for path in out.glob(pattern):
                 shutil.rmtree(path) if path.is_dir() else path.unlink()
+
+
+def save_config(cfg: Config) -> Path:
+    """``training_args.yaml``: the run's config, from which ``tunekit train`` repeats it. Rows given in memory are
+    written beside it (``dataset/*.jsonl``) and named in its ``dataset`` / ``eval_dataset``."""
+    import dataclasses
+
+    from .data.sources import write_memory_rows
+
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_memory_rows([*cfg.datasets, *cfg.eval_datasets], out / MEMORY_ROWS)
+    named = {key: ",".join(written.get(name, name) for name in names)
+             for key, names in (("dataset", cfg.datasets), ("eval_dataset", cfg.eval_datasets)) if names}
+    note = ("# the rows of this run were given in memory (tk.train(data=...)); they are written to "
+            f"{out / MEMORY_ROWS}, and dataset names them there\n" if written else "")
+    path = out / CONFIG_NAME
+    path.write_text(f"# the config of the run in this folder: tunekit train {path}\n{note}"
+                    + dataclasses.replace(cfg, **named).to_yaml(keep=("model_name_or_path", "stage", "do_train", "finetuning_type",
+                                                                      "dataset", "output_dir")), encoding="utf-8")
+    return path
 
 
 def remove_partial_saves(output_dir: str | os.PathLike) -> list[str]:

@@ -24,18 +24,25 @@ from .data import check_datasets
 from .distributed import is_main_process, say, world_size
 from .errors import ConfigError, TrainingError, error_reason, warn
 from .outputs import (check_output_dir, checkpoint_step, last_checkpoint_words, prepare_output_dir, resume_point,
-                      save_results)
+                      save_config, save_results)
 from .stages import STAGES, Parts, Stage, stage_of
 
 
-def load_config(source: str | os.PathLike | dict | Config | None = None, *args: str, **overrides: Any) -> Config:
+def load_config(source: str | os.PathLike | dict | Config | None = None, *args: str, data: Any = None,
+                **overrides: Any) -> Config:
     """The one validated config: ``source`` (a YAML path, a dict, a ``Config`` or None for the defaults), then
     ``args`` (CLI-style ``"key=value"`` strings) and ``overrides`` (keywords), which win over the file.
+    ``data``: rows in memory to train on instead of ``dataset`` (a list of dicts, a pandas DataFrame, a
+    ``datasets.Dataset``, or a ``DatasetDict`` whose eval / test / validation split becomes ``eval_dataset``).
 
     Every key is checked (``config.py``), then the stage's own rules (its ``check``); anything wrong is a
     ``ConfigError`` with a one-line message naming the key and the fix. Where Unsloth is the backend it is
     imported first, before the checks import transformers.
     """
+    if data is not None:
+        from .data.sources import remember
+
+        overrides = {**overrides, **remember(data)}
     raw = read_config(source, *args, **overrides)
     import_first(raw)
     cfg = validate(raw)
@@ -62,10 +69,11 @@ def check_evaluation(cfg: Config, stage: Stage) -> None:
         raise ConfigError(f"do_predict: true with stage={cfg.stage} generates answers; set predict_with_generate: true")
 
 
-def load_data(cfg: Config | str | dict, tokenizer):
+def load_data(cfg: Config | str | dict, tokenizer, data: Any = None):
     """The stage's training rows for ``cfg`` (a ``datasets.DatasetDict``: "train", and "eval" when
-    ``val_size`` > 0). For pt and sft: ``input_ids``, ``attention_mask``, ``labels`` (-100 = no loss)."""
-    cfg = cfg if isinstance(cfg, Config) else load_config(cfg)
+    ``val_size`` > 0). For pt and sft: ``input_ids``, ``attention_mask``, ``labels`` (-100 = no loss).
+    ``data``: rows in memory instead of ``dataset`` (as ``load_config`` takes them)."""
+    cfg = cfg if isinstance(cfg, Config) and data is None else load_config(cfg, data=data)
     return stage_of(cfg).prepare(cfg, tokenizer)
 
 
@@ -384,6 +392,7 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     model, tokenizer = load_model(cfg, stage=stage, tokenizer=tokenizer, backend=p.backend)
     if is_main_process() and cfg.do_train:
         prepare_output_dir(cfg, p.resume)
+        save_config(cfg)
     p.gradient_checkpointing = cfg.do_train and gradient_checkpointing(p, model, data)
     # the log of a training run (a run that only evaluates leaves the trained folder's log as it is)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(p.resume) if p.resume else 0) if cfg.do_train else None
@@ -533,8 +542,12 @@ def _close_progress_bars(trainer) -> None:
 
 
 def train(config: Config | str | dict, callbacks: list | None = None, *, reward_fn=None, progress: bool = True,
-          **overrides) -> TrainResult:
+          data: Any = None, **overrides) -> TrainResult:
     """Train ``config``'s stage end to end and save everything into ``output_dir``: plan, build, fit.
+
+    ``data``: rows in memory to train on (a list of dicts, a pandas DataFrame, a ``datasets.Dataset`` or a
+    ``DatasetDict`` with a held-out split), in place of ``dataset``; they are written beside the outputs and
+    named in its ``training_args.yaml``, so that ``tunekit train`` on that file repeats the run.
 
     ``callbacks`` are transformers ``TrainerCallback``s (panels use them to follow training).
     ``reward_fn`` (ppo with ``reward_model_type: function``): ``(prompts, responses) -> list of floats``;
@@ -542,7 +555,7 @@ def train(config: Config | str | dict, callbacks: list | None = None, *, reward_
     ``progress=False`` drops transformers' own progress bar and printed logs (a panel shows its own).
     Returns a ``TrainResult`` with the output folder, final metrics, the log path and the model.
     """
-    return run_plan(plan(config, reward_fn=reward_fn, **overrides), callbacks, progress=progress)
+    return run_plan(plan(config, reward_fn=reward_fn, data=data, **overrides), callbacks, progress=progress)
 
 
 def run_plan(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> TrainResult:

@@ -1,11 +1,13 @@
 """DataPanel: look at a stage's data before training on it.
 
     DataPanel("../examples/sft_lora.yaml").show()
+    DataPanel("../examples/sft_lora.yaml", data=df)     # rows in memory: a DataFrame, a list of dicts, a Dataset
 
 Browse the rows (prev / next / random / search); each is shown as a conversation and as the tokens
 the model sees, green where the token carries loss (``labels`` != -100) and grey where it is only
 context. Preference rows show chosen and rejected side by side; KTO rows their label. A histogram
-of token lengths marks ``cutoff_len`` and says how many rows it truncates.
+of token lengths marks ``cutoff_len`` and says how many rows it truncates; above it, what was read: each set's
+format (as its dataset_info.json entry says, or found from its columns) and its rows.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 
 from tunekit.config import Config
-from tunekit.data import IGNORE_INDEX, load_rows, row_length
+from tunekit.data import IGNORE_INDEX, load_rows, read_words, row_length
 from tunekit.data.tools import parse_tools
 from tunekit.run import load_config
 from tunekit.stages import stage_of
@@ -44,6 +46,7 @@ class DataPanel(StaticCopy, widgets.VBox):
         self.kind = self.stage.rows  # text, chat, pairwise or unpaired
         self.tokenizer = tokenizer if tokenizer is not None else load_tokenizer(cfg)
         self.rows = load_rows(cfg, self.kind)[split]
+        self.read = read_words(self.rows)  # per set: where from, the format it was read as, its rows
         self.index = 0
         self.position = widgets.HTML()
         buttons = []
@@ -114,9 +117,9 @@ class DataPanel(StaticCopy, widgets.VBox):
     # -- rendering -----------------------------------------------------------------------------
 
     def render_row(self, row: dict) -> str:
-        if self.kind == "text":
+        if row.get("text") is not None:  # pt's texts, and an sft set in trl's language-modelling format
             return f"<div style='white-space:pre-wrap;max-height:220px;overflow:auto'>{escape(row['text'])}</div>"
-        if self.kind == "chat":
+        if self.kind in ("chat", "prompt"):
             return _tools(row.get("tools")) + _conversation(row["messages"])
         if self.kind == "pairwise":
             sides = "".join(f"<div style='flex:1;min-width:0'><b>{side}</b>{_conversation(row[side])}</div>"
@@ -148,10 +151,11 @@ class DataPanel(StaticCopy, widgets.VBox):
 
     def _summary(self) -> str:
         cfg, counted = self.config, len(self.lengths)
+        read = "".join(f"<div class='tk-read'>read {escape(line)}</div>" for line in self.read)
         if self.kind == "text" and self.stage.packed(cfg):
-            return (f"{counted} texts, {sum(self.lengths)} tokens, packed into blocks of cutoff_len={cfg.cutoff_len}: "
-                    "nothing is cut")
-        return (f"<b>{self.truncated}</b> of {counted} rows are longer than cutoff_len={cfg.cutoff_len} and get "
+            return (f"{read}{counted} texts, {sum(self.lengths)} tokens, packed into blocks of cutoff_len="
+                    f"{cfg.cutoff_len}: nothing is cut")
+        return (f"{read}<b>{self.truncated}</b> of {counted} rows are longer than cutoff_len={cfg.cutoff_len} and get "
                 f"truncated; the longest has {max(self.lengths)} tokens")
 
     def _histogram(self) -> go.FigureWidget:

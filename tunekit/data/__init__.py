@@ -7,6 +7,7 @@ with -100 on every token that carries no loss.
 
 from __future__ import annotations
 
+import math
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -15,8 +16,10 @@ from ..config import Config
 from ..distributed import say
 from ..errors import DataError
 from .cutoff import cut_to_fit, lengths, token_ids
-from .formats import KINDS, convert, entry_kind
-from .registry import data_files, find_entry, read_registry, read_rows
+from .detect import TAKES, detect
+from .formats import KINDS, convert, entry_kind, takes
+from .registry import data_files, read_registry, read_rows
+from .sources import find_set
 
 if TYPE_CHECKING:
     import datasets
@@ -34,16 +37,30 @@ def load_rows(cfg: Config, kind: str, tokenizer=None) -> datasets.DatasetDict:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
     if cfg.eval_dataset:
-        evaluation = datasets.Dataset.from_list(_fit(cfg, _rows(cfg, cfg.eval_datasets, kind, "eval_dataset"), kind,
-                                                    tokenizer))
+        rows, read = _rows(cfg, cfg.eval_datasets, kind, "eval_dataset")
+        evaluation = _dataset(_fit(cfg, rows, kind, tokenizer), read)
         if not cfg.do_train:  # evaluation or prediction alone: the training rows are not read
             return datasets.DatasetDict({"eval": evaluation})
-    rows = _rows(cfg, cfg.datasets, kind)
-    train = datasets.Dataset.from_list(_fit(cfg, rows, kind, tokenizer))
+    rows, read = _rows(cfg, cfg.datasets, kind)
+    train = _dataset(_fit(cfg, rows, kind, tokenizer), read)
     if cfg.eval_dataset:
         return datasets.DatasetDict({"train": train, "eval": evaluation})
     parts = _split(cfg, train)
     return parts if cfg.do_train else datasets.DatasetDict({"eval": parts["eval"]})
+
+
+def _dataset(rows: list[dict], read: list[str]):
+    """The rows as a ``datasets.Dataset`` whose ``info.description`` says what was read (the DataPanel shows it)."""
+    import datasets
+
+    keys = list(dict.fromkeys(k for row in rows for k in row))  # one schema: a column a row lacks is None
+    columns = {key: [row.get(key) for row in rows] for key in keys}
+    return datasets.Dataset.from_dict(columns, info=datasets.DatasetInfo(description="\n".join(read)))
+
+
+def read_words(part) -> list[str]:
+    """What ``load_rows`` read, one line per set (``dataset 'x' (a file): trl preference, ...: 16 rows``)."""
+    return [line for line in (part.info.description or "").splitlines() if line]
 
 
 def _fit(cfg: Config, rows: list[dict], kind: str, tokenizer) -> list[dict]:
@@ -65,31 +82,60 @@ def _fit(cfg: Config, rows: list[dict], kind: str, tokenizer) -> list[dict]:
 
 
 def check_datasets(cfg: Config) -> None:
-    """Every data set the config names is registered and its files are there: checked before anything heavy
+    """Every data set the config names can be found and its files are there: checked before anything heavy
     is imported, so such a mistake is answered at once (the rows themselves are checked as they are read)."""
     for name in (*cfg.datasets, *cfg.eval_datasets):
-        entry = find_entry(name, cfg.dataset_dir)
+        entry = find_set(name, cfg.dataset_dir, cfg.dataset_split)
         if entry.file_name is not None:
             data_files(entry)
 
 
-def _rows(cfg: Config, names: list[str], kind: str, key: str = "dataset") -> list[dict]:
+def _rows(cfg: Config, names: list[str], kind: str, key: str = "dataset") -> tuple[list[dict], list[str]]:
+    """The canonical rows of the sets ``names`` (``max_samples`` each), and what was read, a line per set."""
     fill = {"name": cfg.identity_name, "author": cfg.identity_author}
     rows: list[dict] = []
+    read: list[str] = []
     for name in names:
-        entry = find_entry(name, cfg.dataset_dir)
+        entry = find_set(name, cfg.dataset_dir, cfg.dataset_split)
+        raw = read_rows(entry) if entry.detect else None
+        if raw is not None and not raw:
+            raise DataError(f"{key} {name!r} ({entry.source}) has no rows; give it at least one")
+        if entry.detect:
+            entry, words, note = detect(entry, raw, kind)
+        else:
+            words, note = f"{entry.formatting}, as its dataset_info.json entry says", ""
         have = entry_kind(entry)
-        if kind in ("pairwise", "unpaired") and have != kind or kind == "chat" and have != "chat":
+        if not takes(kind, have):
             raise DataError(_wrong_kind(cfg.stage, name, have, kind))
-        raw = read_rows(entry)
+        raw = read_rows(entry) if raw is None else raw
+        if not raw:
+            raise DataError(f"{key} {name!r} has no rows; add rows to {entry.folder / (entry.file_name or '')}")
+        total = len(raw)
         if cfg.max_samples is not None:
             raw = raw[: cfg.max_samples]
-        if not raw:
-            raise DataError(f"dataset {name!r} has no rows; add rows to {entry.folder / (entry.file_name or '')}")
-        rows.extend(convert(entry, raw, kind, fill, key))
+        converted = convert(entry, raw, kind, fill, key)
+        rows.extend(converted)
+        read.append(_said(name, entry, words, note, total, len(raw), len(converted), kind, have))
+    say("\n".join(f"[tunekit] {line}" for line in read))
     if any("tools" in row for row in rows):  # one schema for all rows: sets without tools get None
         rows = [{**row, "tools": row.get("tools")} for row in rows]
-    return rows
+    return rows, read
+
+
+def _said(name: str, entry, words: str, note: str, total: int, taken: int, made: int, kind: str, have: str) -> str:
+    """One set's line in the log: where it came from, the format it was read as, its rows and what was left out."""
+    line = f"dataset {name!r} ({entry.source}): {words}: {made:,} rows"
+    if taken < total:
+        line += f" (the first {taken:,} of {total:,}: max_samples={taken})"
+    if note:
+        line += f"; {note}"
+    if kind == "unpaired" and have == "pairwise":
+        line += f"; each of its {taken:,} pairs is a good row (chosen) and a bad row (rejected)"
+    elif kind == "prompt" and have == "pairwise":
+        line += "; the prompts of its pairs (the chosen answer is the reference)"
+    elif kind == "text" and have != "text":
+        line += "; its turns joined as plain text"
+    return line
 
 
 def split_answer(messages: list[dict]) -> tuple[list[dict], str]:
@@ -107,9 +153,9 @@ def prompt_ids(tokenizer, prompt: list[dict], tools=None) -> list[int]:
 
 def row_length(tokenizer, row: dict) -> int:
     """Tokens in a canonical row before any truncation (the longer side of a preference row)."""
-    if "text" in row:
+    if row.get("text") is not None:
         return len(token_ids(tokenizer, row["text"])) + 1
-    if "messages" in row:
+    if row.get("messages") is not None:
         return sum(len(p) + len(a) for p, a in chat_turns(tokenizer, row["messages"], row.get("tools")))
     if "chosen" in row:
         conversations = [row["prompt"] + row["chosen"], row["prompt"] + row["rejected"]]
@@ -131,9 +177,9 @@ def row_named(dataset: str, number: int, split: str | None = None):
 
 def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:
     words = {"chat": "an instruction (SFT) set", "pairwise": "a preference set (prompt, chosen, rejected)",
-             "unpaired": "a KTO set (prompt, answer, label)", "text": "a text set"}
-    return (f"stage={stage!r} needs {words[want]}, but dataset {name!r} is {words[have]}; "
-            f"choose a matching dataset (see dataset_info.json) or another stage")
+             "unpaired": "a KTO set (prompt, answer, label)", "text": "a text set", "prompt": "a prompt-only set"}
+    return (f"stage={stage!r} takes {TAKES[want]}, but dataset {name!r} is {words[have]}; "
+            f"choose a matching dataset or another stage")
 
 
 def _split(cfg: Config, train: datasets.Dataset) -> datasets.DatasetDict:
@@ -141,9 +187,12 @@ def _split(cfg: Config, train: datasets.Dataset) -> datasets.DatasetDict:
 
     if not cfg.val_size:
         return datasets.DatasetDict({"train": train})
+    # a fraction holds out at least one row (datasets rounds it up, as in LLaMA-Factory's split)
+    held = int(cfg.val_size) if cfg.val_size >= 1 else math.ceil(cfg.val_size * len(train))
+    if held >= len(train):
+        raise DataError(f"val_size={cfg.val_size} holds out {held} of the {len(train)} rows of {cfg.dataset!r} and "
+                        "leaves no rows to train on; lower val_size or add rows")
     size = int(cfg.val_size) if cfg.val_size >= 1 else cfg.val_size
-    if isinstance(size, int) and size >= len(train) or isinstance(size, float) and int(size * len(train)) < 1:
-        raise DataError(f"val_size={cfg.val_size} leaves no rows for train or eval ({len(train)} rows in all)")
     parts = train.train_test_split(test_size=size, seed=cfg.seed)
     return datasets.DatasetDict({"train": parts["train"], "eval": parts["test"]})
 

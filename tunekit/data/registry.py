@@ -17,7 +17,7 @@ from ..errors import DataError, error_reason
 
 BUNDLED_DIR = Path(__file__).parent / "demo"
 FORMATS = ("alpaca", "sharegpt", "openai")
-_FILE_TYPES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
+FILE_TYPES = (".json", ".jsonl", ".csv", ".parquet", ".arrow", ".txt")
 
 
 @dataclass
@@ -32,6 +32,10 @@ class DatasetEntry:
     ranking: bool = False
     columns: dict = field(default_factory=dict)
     tags: dict = field(default_factory=dict)
+    source: str = "registered"  # in words, for the log: "bundled", "a file", "a hub id", "rows in memory", ...
+    rows: list | None = None  # rows in memory (``sources.remember``), read instead of a file
+    detect: bool = False  # not registered: the format is found from the columns (``detect.py``)
+    shape: str | None = None  # formatting "trl": text, prompt, prompt-completion, preference, implicit, unpaired
 
 
 def read_registry(dataset_dir: str | Path | None) -> dict[str, DatasetEntry]:
@@ -67,38 +71,27 @@ def _read_info(path: Path) -> dict[str, DatasetEntry]:
     return entries
 
 
-def find_entry(name: str, dataset_dir: str | Path | None) -> DatasetEntry:
-    entries = read_registry(dataset_dir)
-    if name not in entries:
-        info = Path(dataset_dir or ".") / "dataset_info.json"
-        where = f" or in {info}" if info.is_file() else f"; dataset_dir={str(dataset_dir)!r} has no dataset_info.json"
-        raise DataError(
-            f"dataset {name!r} is not registered (bundled{where}); known: {', '.join(sorted(entries))}"
-        )
-    entry = entries[name]
-    if not (entry.file_name or entry.hf_hub_url):
-        raise DataError(f"dataset {name!r} has no 'file_name' or 'hf_hub_url' in dataset_info.json "
-                        "(ms_hub_url, om_hub_url and script_url are not supported)")
-    if entry.formatting not in FORMATS:
-        raise DataError(f"dataset {name!r} has formatting={entry.formatting!r}; use one of: {', '.join(FORMATS)}")
-    return entry
-
-
 def data_files(entry: DatasetEntry) -> list[Path]:
     """The files an entry reads (a file, or the data files of a folder): a ``DataError`` when there are none."""
     path = entry.folder / (entry.file_name or "")
     if not path.exists():
         raise DataError(f"dataset {entry.name!r}: file {path} does not exist (file_name in dataset_info.json)")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in _FILE_TYPES) if path.is_dir() else [path]
+    files = (sorted(p for p in path.iterdir() if p.suffix.lower() in FILE_TYPES and p.name != "dataset_info.json")
+             if path.is_dir() else [path])
     if not files:
-        raise DataError(f"dataset {entry.name!r}: folder {path} holds no {', '.join(_FILE_TYPES)} files")
+        raise DataError(f"dataset {entry.name!r}: folder {path} holds no {', '.join(FILE_TYPES)} files")
     return files
 
 
 def read_rows(entry: DatasetEntry) -> list[dict]:
     """All rows of an entry as plain dicts."""
+    if entry.rows is not None:
+        return entry.rows
     if entry.file_name is None:
         return _read_hub(entry)
+    path = entry.folder / entry.file_name
+    if saved_by_datasets(path):
+        return _read_saved(entry, path)
     files = data_files(entry)
     rows: list[dict] = []
     for file in files:
@@ -147,7 +140,25 @@ def _read_file(name: str, path: Path) -> list[dict]:
             return datasets.Dataset.from_file(str(path)).to_list()
         except (pyarrow.ArrowException, OSError, ValueError) as err:
             raise DataError(f"dataset {name!r}: {path} is not a readable Arrow file: {error_reason(err)}") from None
-    raise DataError(f"dataset {name!r}: {path} is not a {', '.join(_FILE_TYPES)} file")
+    raise DataError(f"dataset {name!r}: {path} is not a {', '.join(FILE_TYPES)} file")
+
+
+def saved_by_datasets(path: Path) -> bool:
+    """A folder ``datasets``' ``save_to_disk`` wrote (a ``Dataset`` or a ``DatasetDict``)."""
+    return path.is_dir() and ((path / "state.json").is_file() or (path / "dataset_dict.json").is_file())
+
+
+def _read_saved(entry: DatasetEntry, path: Path) -> list[dict]:
+    """The rows of a ``save_to_disk`` folder: a ``DatasetDict``'s ``entry.split`` split."""
+    import datasets
+
+    saved = datasets.load_from_disk(str(path))
+    if isinstance(saved, datasets.DatasetDict):
+        if entry.split not in saved:
+            raise DataError(f"dataset {entry.name!r}: {path} has the splits {', '.join(saved)} and no {entry.split!r}; "
+                            f"name one as {entry.name}:SPLIT or with dataset_split")
+        saved = saved[entry.split]
+    return saved.to_list()
 
 
 def _json_lines(name: str, path: Path, text: str) -> list[dict]:
@@ -178,4 +189,8 @@ def _read_hub(entry: DatasetEntry) -> list[dict]:
         )
     import datasets
 
-    return datasets.load_dataset(entry.hf_hub_url, entry.subset, split=entry.split).to_list()
+    try:
+        return datasets.load_dataset(entry.hf_hub_url, entry.subset, split=entry.split).to_list()
+    except (FileNotFoundError, ValueError) as err:  # no such set, or no such split
+        raise DataError(f"dataset {entry.name!r}: the hub data set {entry.hf_hub_url!r} (split {entry.split!r}) "
+                        f"cannot be loaded: {error_reason(err)}") from None

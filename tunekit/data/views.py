@@ -7,12 +7,6 @@ from ..config import Config
 from . import IGNORE_INDEX, encode_chat, prompt_ids, split_answer
 
 
-def chat(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
-    """A conversation, with the loss on the answers (``train_on_prompt`` and ``mask_history`` apply)."""
-    return [("conversation", encode_chat(tokenizer, row["messages"], cfg.cutoff_len, cfg.train_on_prompt,
-                                         cfg.mask_history, row.get("tools"), reasoning=True))]
-
-
 def pairwise(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
     """The chosen and the rejected conversation, side by side."""
     return [(side, encode_chat(tokenizer, row["prompt"] + row[side], cfg.cutoff_len, reasoning=True))

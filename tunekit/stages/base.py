@@ -31,7 +31,7 @@ class Stage:
     """One stage, described once."""
 
     name: str  # the value of the ``stage`` key
-    rows: str  # the kind of rows it reads: "text", "chat", "pairwise" or "unpaired" (tunekit.data)
+    rows: str  # the kind of rows it reads: "text", "chat", "prompt", "pairwise" or "unpaired" (tunekit.data)
     prepare: Callable[[Config, Any], Any]  # (cfg, tokenizer) -> its rows, a DatasetDict (what tk.load_data gives)
     build: Callable[[Parts], Any]  # -> a ready trainer, with ``train``, ``state``, ``save_model``
     show: Callable[[Config, Any, dict], list]  # (cfg, tokenizer, row) -> [(title, {input_ids, labels})]: the DataPanel

@@ -75,7 +75,7 @@ def prepare(cfg: Config, tokenizer):
 
     room = cfg.cutoff_len - cfg.max_new_tokens
     out = {}
-    for split, part in load_rows(cfg, "chat").items():
+    for split, part in load_rows(cfg, "prompt").items():
         rows, long = [], 0
         for messages in part["messages"]:
             prompt, answer = split_answer(messages)
@@ -168,7 +168,7 @@ def build(p: Parts):
 
 
 STAGE = Stage(
-    name="grpo", rows="chat", prepare=prepare, build=build, show=show, check=check, rewards=reward_functions,
+    name="grpo", rows="prompt", prepare=prepare, build=build, show=show, check=check, rewards=reward_functions,
     reference=True, fused_lm_head=lambda cfg: True, config_keys=("pref_beta", "num_generations", "reward_funcs"),
     metrics=("reward", "rewards/*/mean", "reward_group_std", "kl", "completions/mean_length",
              "clip_ratio/region_mean", "loss"),

@@ -34,7 +34,7 @@ def prepare(cfg: Config, tokenizer):
     """Prompts: ``prompt`` (the conversation up to the last user turn) of each SFT row."""
     import datasets
 
-    rows = load_rows(cfg, "chat")
+    rows = load_rows(cfg, "prompt")
     return datasets.DatasetDict({
         split: part.map(lambda row: {"prompt": split_answer(row["messages"])[0]}, remove_columns=["messages"])
         for split, part in rows.items()
@@ -78,7 +78,7 @@ def build(p: Parts):
 
 
 STAGE = Stage(
-    name="ppo", rows="chat", prepare=prepare, build=build, show=show, check=check, rewards=reward_function,
+    name="ppo", rows="prompt", prepare=prepare, build=build, show=show, check=check, rewards=reward_function,
     multi_process=False, reference=True, trainer_loop=False,
     plain_loading="tunekit's own PPO loop, with a value head and a reference beside the policy",
     metrics=("loss", "reward", "reward_norm", "kl", "kl_k3", "kl_coef", "entropy", "policy_loss", "value_loss",

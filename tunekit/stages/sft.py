@@ -11,7 +11,7 @@ assistant's tokens and -100 elsewhere, so what ``tk.load_data`` shows is exactly
 from __future__ import annotations
 
 from ..config import Config
-from ..data import IGNORE_INDEX, encode_chat, load_rows, pack_examples, row_named, views
+from ..data import IGNORE_INDEX, encode_chat, encode_texts, load_rows, pack_examples, row_named
 from ..errors import DataError, warn
 from .base import PadCollator, Parts, Stage, only_known
 
@@ -32,18 +32,29 @@ def packed(cfg: Config) -> bool:
     return bool(cfg.packing)  # off unless the config turns it on (see README "Speed" for why)
 
 
+def encode_row(cfg: Config, tokenizer, row: dict, reasoning: bool = False) -> dict:
+    """One row's ``input_ids`` / ``labels`` (and its ``length`` before any cut): a conversation with the loss on its
+    answers, or a language-modelling text (trl's ``text`` format) with the loss on every token, as trl's SFT trains it."""
+    if row.get("text") is not None:
+        encoded = encode_texts(tokenizer, [row["text"]], cutoff_len=10**9, packing=False)
+        ids = encoded["input_ids"][0]
+        out = {"input_ids": ids[: cfg.cutoff_len], "attention_mask": [1] * min(len(ids), cfg.cutoff_len),
+               "labels": ids[: cfg.cutoff_len], "length": len(ids)}
+        return out | ({"reasoning": [False] * len(out["input_ids"])} if reasoning else {})
+    return encode_chat(tokenizer, row["messages"], cfg.cutoff_len, cfg.train_on_prompt, cfg.mask_history,
+                       row.get("tools"), reasoning=reasoning, with_length=True)
+
+
 def prepare(cfg: Config, tokenizer):
     """Tokenized conversations: ``input_ids``, ``attention_mask``, ``labels``."""
     import datasets
 
     out = {}
     for split, part in load_rows(cfg, "chat", tokenizer).items():
-        tools = part["tools"] if "tools" in part.column_names else [None] * len(part)
         examples = []
-        for number, (messages, row_tools) in enumerate(zip(part["messages"], tools), 1):
+        for number, row in enumerate(part, 1):
             with row_named(cfg.dataset, number, split):
-                examples.append(encode_chat(tokenizer, messages, cfg.cutoff_len, cfg.train_on_prompt,
-                                            cfg.mask_history, row_tools, with_length=True))
+                examples.append(encode_row(cfg, tokenizer, row))
         lengths = [e.pop("length") for e in examples]
         kept = [e for e in examples if any(label != IGNORE_INDEX for label in e["labels"])]
         if not kept:
@@ -56,6 +67,13 @@ def prepare(cfg: Config, tokenizer):
             examples = pack_examples(examples, cfg.cutoff_len)
         out[split] = datasets.Dataset.from_list(examples)
     return datasets.DatasetDict(out)
+
+
+def show(cfg: Config, tokenizer, row: dict) -> list[tuple[str, dict]]:
+    """A conversation, with the loss on the answers (``train_on_prompt`` and ``mask_history`` apply), or a text."""
+    encoded = encode_row(cfg, tokenizer, row, reasoning=True)
+    encoded.pop("length")
+    return [("text" if row.get("text") is not None else "conversation", encoded)]
 
 
 class DftLoss:
@@ -91,7 +109,7 @@ def build(p: Parts):
 
 
 STAGE = Stage(
-    name="sft", rows="chat", prepare=prepare, build=build, show=views.chat, packed=packed, predict="generate",
+    name="sft", rows="chat", prepare=prepare, build=build, show=show, packed=packed, predict="generate",
     perplexity=True,
     fused_lm_head=lambda cfg: True,
     metrics=("loss", "eval_loss", "mean_token_accuracy", "grad_norm"),
