@@ -282,11 +282,15 @@ def test_the_data_panel_shows_what_was_read():
     assert Q in panel.view.value
 
 
-def test_the_config_and_train_panels_take_rows_in_memory():
+def test_the_config_and_train_panels_take_rows_in_memory(tmp_path):
     from tunekit.widgets import ConfigPanel, TrainPanel
 
     rows = FORMATS["alpaca"]
-    assert ConfigPanel({"stage": "sft"}, data=rows).config.dataset.startswith("memory:list-")
+    form = ConfigPanel({"stage": "sft"}, data=rows)
+    assert form.config.dataset.startswith("memory:list-")
+    saved_config = yaml.safe_load(Path(form.save(tmp_path / "mine.yaml")).read_text())  # the rows go beside it
+    assert [json.loads(line) for line in Path(saved_config["dataset"]).read_text().splitlines()] == rows
+    assert Path(saved_config["dataset"]).parent == tmp_path / "mine_rows"
     assert TrainPanel({"stage": "sft"}, data=rows).config.dataset.startswith("memory:list-")
 
 
@@ -396,6 +400,8 @@ def test_a_datasetdict_in_memory_trains_on_train_and_evaluates_on_its_test_split
     assert "eval_loss" in result.metrics
     saved_config = yaml.safe_load((tmp_path / "out" / "training_args.yaml").read_text())
     assert Path(saved_config["eval_dataset"]).read_text().count("\n") == 2
+    measured = tk.evaluate(keys_for("sft", tmp_path / "out"), data=data, measures="perplexity")
+    assert measured.rows == 2 and set(measured.measures["perplexity"]) == {"base", "tuned"}
 
 
 def test_tokenized_path_works_for_rows_in_memory(tmp_path):

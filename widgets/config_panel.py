@@ -81,8 +81,16 @@ class ConfigPanel(StaticCopy, widgets.VBox):
         return load_config(raw)
 
     def save(self, path: str | os.PathLike) -> str:
-        """Write the config as YAML (the form's keys, then every other key that differs from its default)."""
-        Path(path).write_text(f"# tunekit train {Path(path).name}\n" + self.yaml(), encoding="utf-8")
+        """Write the config as YAML (the form's keys, then every other key that differs from its default). Rows given
+        in memory (``data=``) are written beside it, in ``<name>_rows/``, and the YAML names that file."""
+        from tunekit.data.sources import write_memory_rows
+
+        cfg, path = self.config, Path(path)
+        written = write_memory_rows([*cfg.datasets, *cfg.eval_datasets], path.parent / f"{path.stem}_rows")
+        text = self.yaml()
+        for name, file in written.items():
+            text = text.replace(name, file)
+        path.write_text(f"# tunekit train {path.name}\n" + text, encoding="utf-8")
         return str(path)
 
     def yaml(self) -> str:

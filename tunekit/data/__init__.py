@@ -178,8 +178,8 @@ def row_named(dataset: str, number: int, split: str | None = None):
 def _wrong_kind(stage: str, name: str, have: str, want: str) -> str:
     words = {"chat": "an instruction (SFT) set", "pairwise": "a preference set (prompt, chosen, rejected)",
              "unpaired": "a KTO set (prompt, answer, label)", "text": "a text set", "prompt": "a prompt-only set"}
-    return (f"stage={stage!r} takes {TAKES[want]}, but dataset {name!r} is {words[have]}; "
-            f"choose a matching dataset or another stage")
+    return (f"stage={stage!r} needs {words[want]}, but dataset {name!r} is {words[have]}; the stage takes "
+            f"{TAKES[want]}; choose a matching dataset or another stage")
 
 
 def _split(cfg: Config, train: datasets.Dataset) -> datasets.DatasetDict:

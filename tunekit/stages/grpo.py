@@ -5,8 +5,8 @@ compared with its group's mean (and scaled by the group's spread), so the answer
 siblings are made more likely. Unlike PPO there is no value model and no reward model is needed:
 rewards are functions of the answer.
 
-Keys: ``dataset`` (an SFT-shaped set whose answers hold the reference, GSM8K style ``... #### 42``;
-``math_demo``), ``reward_funcs`` (comma list: ``accuracy``, ``format``, ``length`` from
+Keys: ``dataset`` (any set with prompts, ``data/detect.py``: an SFT-shaped set whose answers hold the reference,
+GSM8K style ``... #### 42``, as ``math_demo``, or trl's prompt-only rows with a ``solution`` or ``answer`` column), ``reward_funcs`` (comma list: ``accuracy``, ``format``, ``length`` from
 ``tunekit/rewards.py``, or ``module:function`` paths called as trl calls reward functions),
 ``reward_weights`` (one number per reward; default 1 each), ``reward_model`` (an ``rm`` output
 folder: its score is one more reward, weighted last), ``num_generations`` (answers per prompt;

@@ -31,7 +31,7 @@ def check(cfg: Config) -> None:
 
 
 def prepare(cfg: Config, tokenizer):
-    """Prompts: ``prompt`` (the conversation up to the last user turn) of each SFT row."""
+    """Prompts: ``prompt`` (the conversation up to the last user turn) of each row that has one."""
     import datasets
 
     rows = load_rows(cfg, "prompt")
