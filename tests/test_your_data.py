@@ -15,6 +15,7 @@ import yaml
 import tunekit as tk
 from tunekit.data import load_rows
 from tunekit.errors import DataError
+from tunekit.rendering import with_thought
 from tunekit.run import load_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,6 +49,11 @@ FORMATS = {  # one list of rows per format, eight rows each
     "unpaired_conversational": [{"prompt": [{"role": "user", "content": q}],
                                  "completion": [{"role": "assistant", "content": a if i % 2 else "No idea."}],
                                  "label": bool(i % 2)} for i, (q, a) in enumerate(QUESTIONS)],
+    "llamafactory_kto": [{"messages": conversation(q, a), "label": bool(i % 2)} for i, (q, a) in enumerate(QUESTIONS)],
+    "content_parts": [{"messages": [{"role": "user", "content": [{"type": "text", "text": q}]},
+                                    {"role": "assistant", "content": [{"type": "reasoning", "value": "Add them."},
+                                                                      {"type": "text", "value": a}]}]}
+                      for q, a in QUESTIONS],
     "tools": [{"messages": [{"role": "user", "content": f"Weather in city {i}?"},
                             {"role": "assistant", "tool_calls": [{"type": "function", "function": {
                                 "name": "weather", "arguments": {"city": f"city {i}"}}}]},
@@ -101,6 +107,8 @@ READS = [  # (format, stage, the first canonical row)
     ("unpaired", "kto", {"prompt": [USER], "completion": [NO_IDEA], "label": False}),
     ("unpaired_conversational", "kto", {"prompt": [USER], "completion": [NO_IDEA], "label": False}),
     ("preference", "kto", {"prompt": [USER], "completion": [ANSWER], "label": True}),
+    ("llamafactory_kto", "kto", {"prompt": [USER], "completion": [ANSWER], "label": False}),
+    ("content_parts", "sft", {"messages": [USER, {"role": "assistant", "content": with_thought("Add them.", A)}]}),
 ]
 
 

@@ -48,6 +48,8 @@ def detect(entry: DatasetEntry, rows: list[dict], kind: str) -> tuple[DatasetEnt
     columns = list(dict.fromkeys(key for row in rows[:1000] for key in row))
     have = set(columns)
     found = {c: c for c in ("system", "tools", "chosen", "rejected", "kto_tag", "history") if c in have}
+    if "label" in have and "kto_tag" not in have:  # LLaMA-Factory's kto_en_demo: messages and a boolean label
+        found["kto_tag"] = "label"
     if "conversations" in have or ("messages" in have and "prompt" not in have):
         column = "conversations" if "conversations" in have else "messages"
         tags = _tags(rows, column)
@@ -87,7 +89,7 @@ def _trl(entry: DatasetEntry, shape: str, columns: dict | None = None) -> Datase
 
 
 def _words(formatting: str, found: dict, main: str) -> str:
-    extra = [w for k, w in (("chosen", "preference: chosen, rejected"), ("kto_tag", "unpaired: kto_tag"),
+    extra = [w for k, w in (("chosen", "preference: chosen, rejected"), ("kto_tag", f"unpaired: {found.get('kto_tag')}"),
                             ("tools", "tools")) if k in found]
     return f"{formatting} ({main}{''.join('; ' + w for w in extra)})"
 

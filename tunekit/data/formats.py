@@ -172,11 +172,20 @@ def _message(turn, tags: dict) -> dict:
         calls = [_call(c) for c in turn["tool_calls"]]
         return {"role": "function_call", "content": json.dumps(calls[0] if len(calls) == 1 else calls, ensure_ascii=False)}
     content = turn.get(tags["content_tag"])
-    if isinstance(content, list):  # content parts: the text ones, in order
-        content = "".join(p.get("text", "") for p in content if isinstance(p, dict) and p.get("type", "text") == "text")
+    parts = content if isinstance(content, list) else []  # content parts (text, and LLaMA-Factory's reasoning)
+    if parts:
+        content = "".join(_part(p) for p in parts if p.get("type", "text") == "text")
     content = str(content or "")
     reasoning = next((turn[k] for k in REASONING_KEYS if turn.get(k)), None)
+    reasoning = reasoning or "".join(_part(p) for p in parts if p.get("type") == "reasoning") or None
     return {"role": roles[role], "content": with_thought(str(reasoning), content) if reasoning else content}
+
+
+def _part(part) -> str:
+    """The text of a content part: ``{"type": "text", "text": ...}`` (OpenAI, trl) or ``"value"`` (LLaMA-Factory v1)."""
+    if not isinstance(part, dict):
+        raise _RowError(f"a content part must be an object such as {{\"type\": \"text\", \"text\": ...}}, got {part!r}")
+    return str(part.get("text", part.get("value", "")))
 
 
 def _call(call) -> dict:
