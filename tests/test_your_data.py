@@ -314,7 +314,7 @@ STAGES = {  # stage: (format, keys)
     "dpo": ("implicit_conversational", {}),
     "kto": ("unpaired", {}),
     "grpo": ("prompt", {"num_generations": 2, "max_new_tokens": 4, "reward_funcs": "accuracy"}),
-    "ppo": ("prompt_conversational", {"reward_model_type": "function", "reward_model": "my_rewards:says_four",
+    "ppo": ("prompt_conversational", {"reward_model_type": "function", "reward_model": "your_data_rewards:says_four",
                                       "max_new_tokens": 4}),
 }
 
@@ -338,7 +338,7 @@ def sources(tmp_path: Path, rows: list[dict]):
 @pytest.mark.parametrize("stage", STAGES)
 def test_every_stage_trains_through_tk_train_on_each_source(stage, tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(tmp_path))
-    (tmp_path / "my_rewards.py").write_text(REWARDS)
+    (tmp_path / "your_data_rewards.py").write_text(REWARDS)
     index = list(STAGES).index(stage)
     dataset, data = sources(tmp_path, FORMATS[STAGES[stage][0]])[index % 5]  # each source, turn by turn
     keys = keys_for(stage, tmp_path / "out") | ({"dataset": dataset} if dataset else {})
@@ -352,7 +352,7 @@ def test_every_stage_trains_through_tk_train_on_each_source(stage, tmp_path, mon
 
 def _cli(stage: str, folder: Path) -> subprocess.CompletedProcess:
     folder.mkdir(parents=True)
-    (folder / "my_rewards.py").write_text(REWARDS)
+    (folder / "your_data_rewards.py").write_text(REWARDS)
     path = write_jsonl(folder / "rows.jsonl", FORMATS[STAGES[stage][0]])
     keys = [f"{k}={v}" for k, v in {**keys_for(stage, folder / "out"), "dataset": path}.items()]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(folder)])}

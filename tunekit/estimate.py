@@ -109,7 +109,9 @@ class Estimate:
         if self.steps:
             text += f", {_duration(self.total_seconds)} for {self.steps} steps"
         if not self.fits:
-            fix = f"; {self.fixes[0]['change']} needs {self.fixes[0]['peak_memory_bytes'] / GIB:.1f} GiB" if self.fixes else ""
+            fitting = [f for f in self.fixes if f["fits"]]
+            fix = (f"; {fitting[0]['change']} needs {fitting[0]['peak_memory_bytes'] / GIB:.1f} GiB" if fitting
+                   else "; no one change makes it fit here (tunekit plan lists them, and the GPUs)")
             text += f" (does not fit: {self.free / GIB:.1f} GiB free{fix})"
         return text
 
@@ -158,8 +160,21 @@ def _duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+_SHAPED: dict = {}  # meta models by what shapes them (a plan and its fixes build few)
+
+
 def meta_model(cfg: Config, head: str = "causal_lm"):
     """The model with what ``finetuning_type`` trains, built on the meta device: every shape, no memory."""
+    key = (cfg.model_name_or_path, head, cfg.finetuning_type, cfg.lora_rank, cfg.lora_target, cfg.additional_target,
+           cfg.use_dora, cfg.adapter_name_or_path, cfg.freeze_trainable_layers, cfg.freeze_trainable_modules,
+           cfg.freeze_extra_modules, cfg.use_llama_pro)
+    if key not in _SHAPED:
+        _SHAPED.clear()  # one model's shapes at a time
+        _SHAPED[key] = _meta_model(cfg, head)
+    return _SHAPED[key]
+
+
+def _meta_model(cfg: Config, head: str):
     import torch
     import transformers
 

@@ -374,7 +374,6 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     model, tokenizer = load_model(cfg, stage=stage, tokenizer=tokenizer, backend=p.backend)
     if is_main_process() and cfg.do_train:
         prepare_output_dir(cfg, p.resume)
-        save_config(cfg)
     p.gradient_checkpointing = cfg.do_train and gradient_checkpointing(p, model)
     if p.estimate is not None:
         say(f"[tunekit] plan: {p.estimate.line()}")
@@ -495,6 +494,8 @@ def _train(p: Plan, built: Built) -> tuple[dict, bool, list[str]]:
 
         metrics.update(against_measurement(p.estimate, read_log(built.log.path) if built.log else []))
     save_outputs(trainer, built.tokenizer, cfg.output_dir, metrics)
+    if is_main_process():  # written at the end: under torchrun, the other processes may still be checking the folder
+        save_config(cfg)
     if cfg.pissa_convert and is_main_process():  # the PiSSA adapter as a plain LoRA one, for any base loader
         converted = os.path.join(cfg.output_dir, "pissa_converted")
         trainer.model.save_pretrained(converted, path_initial_model_for_weight_conversion=os.path.join(
