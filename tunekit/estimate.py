@@ -62,10 +62,14 @@ CALIBRATION = {
     "allocator": 1.15,  # CPU memory the allocator holds beyond what the tensors need (fragmentation, workspaces)
     "layer_hidden": 16,  # activations kept per token per layer, in units of hidden_size (fp32 values) ...
     "layer_inner": 4,  # ... and of intermediate_size (the MLP's gate, up, their product, the activation)
+    "layer_checkpointed": 10,  # kept per token per layer with checkpointing, in units of hidden_size (the layer's
+    # input, and what the non-reentrant checkpoint and LoRA's dropout keep besides)
     "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
     "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
-    "step_overhead_cpu": 0.05,  # seconds per step besides the arithmetic (Python, the optimizer, the collator)
-    "token_overhead_cpu": 0.004,  # seconds per sampled token besides the arithmetic (generate's loop)
+    "step_overhead_cpu": 0.03,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
+    "reference_overhead_cpu": 0.035,  # ... and for a trl trainer that also scores with a reference (dpo, kto)
+    "token_overhead_cpu": 0.002,  # seconds per sampled token besides the arithmetic (generate's loop) ...
+    "token_layer_overhead_cpu": 0.0025,  # ... and per layer (each layer's kernels are launched once per token)
     "efficiency_gpu": 0.35,  # model FLOPs utilisation of a plain training step on a GPU
     "step_overhead_gpu": 0.03,
     "unsloth_speed": 2.0,  # Unsloth's claim: about twice the plain path's speed ...
@@ -313,8 +317,10 @@ def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate
         seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, torch_gpu_flops(), torch_gpu_bandwidth())
     else:
         rate = rate or machine_rate()
-        seconds = (CALIBRATION["step_overhead_cpu"] + flops / (rate * CALIBRATION["efficiency_cpu"])
-                   + gen_tokens * CALIBRATION["token_overhead_cpu"])
+        per_token = CALIBRATION["token_overhead_cpu"] + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"]
+        overhead = CALIBRATION["step_overhead_cpu"] + (
+            CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0)
+        seconds = overhead + flops / (rate * CALIBRATION["efficiency_cpu"]) + gen_tokens * per_token
     seconds *= cfg.gradient_accumulation_steps
     steps = cfg.max_steps if cfg.max_steps > 0 else 0
     out = Estimate(parts=parts, seconds_per_step=seconds, steps=steps, length=length,
@@ -356,7 +362,7 @@ def activation_bytes(shape: dict, rows: int, length: int, checkpointing: bool, w
     per_layer = tokens * (CALIBRATION["layer_hidden"] * shape["hidden"] + CALIBRATION["layer_inner"] * shape["inner"])
     per_layer += rows * shape["heads"] * length * length  # attention probabilities (eager / math attention)
     if checkpointing:
-        return int(width * (shape["layers"] * tokens * shape["hidden"] + per_layer))
+        return int(width * (shape["layers"] * tokens * CALIBRATION["layer_checkpointed"] * shape["hidden"] + per_layer))
     return int(width * shape["layers"] * per_layer)
 
 
@@ -370,12 +376,13 @@ def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, leng
     weights_grad = 2 * total if cfg.finetuning_type != "lora" and trainable > total / 2 else 2 * trainable
     per_token = 2 * total + 2 * total + weights_grad + (2 * total if checkpointing else 0)
     attention = 6 * shape["layers"] * shape["hidden"] * length  # QK^T and AV, forward and backward, per token
-    flops = tokens * (per_token + attention)
+    passes = 1 if stage.trainer_loop else cfg.ppo_epochs  # tunekit's ppo loop: ppo_epochs passes over what it sampled
+    flops = tokens * (per_token + attention) * passes
     if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
-        flops += tokens * 2 * total  # the reference model's forward pass
+        flops += tokens * total  # the reference model's forward pass (without gradients: about half a training one's)
     if generating:
         flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * total
-    return flops
+    return flops * (1 if stage.trainer_loop else cfg.ppo_buffer_size)
 
 
 def _gpu_seconds(flops: float, gen_tokens: int, weight_bytes: int, peak: float, bandwidth: float) -> float:
