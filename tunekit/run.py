@@ -22,7 +22,7 @@ from .backends import activate, describe, import_first
 from .config import Config, comma_list, read_config, validate
 from .data import check_datasets
 from .distributed import is_main_process, say, world_size
-from .errors import ConfigError, TrainingError, error_reason, warn
+from .errors import ConfigError, TrainingError, TunekitError, error_reason, warn
 from .outputs import (check_output_dir, checkpoint_step, last_checkpoint_words, prepare_output_dir, resume_point,
                       save_config, save_results)
 from .stages import STAGES, Parts, Stage, stage_of
@@ -181,8 +181,11 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
     if cfg.do_train and not preprocess_only:  # what the run will cost: memory and time (tunekit/estimate.py)
         from .estimate import estimate, sample_length
 
-        length, rows = sample_length(cfg, stage)
-        predicted = estimate(cfg, stage, length=length, rows=rows, cuda=cuda and torch.cuda.is_available())
+        try:
+            length, rows = sample_length(cfg, stage)
+            predicted = estimate(cfg, stage, length=length, rows=rows, cuda=cuda and torch.cuda.is_available())
+        except (TunekitError, OSError, ValueError) as err:  # the model's own loading says what is wrong, next
+            say(f"[tunekit] plan: not made ({error_reason(err)})")
     return Plan(cfg=cfg, stage=stage, backend=backend, processes=world_size(), resume=resume, rewards=rewards,
                 preprocess_only=preprocess_only, estimate=predicted, **hardware_fallbacks(cfg, cuda, bf16_ok, world_size()))
 
