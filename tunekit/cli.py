@@ -2,6 +2,7 @@
 
     tunekit train CONFIG.yaml [key=value ...]      overrides after the path, as llamafactory-cli
     tunekit train key=value ...                    no file: the keys alone (e.g. stage=sft dataset=my.jsonl)
+    tunekit plan CONFIG.yaml [key=value ...] [--json]   peak memory and time, here and on common GPUs, before a run
     tunekit chat --model NAME [--adapter DIR] [--prompt TEXT]     or: tunekit chat CONFIG.yaml
     tunekit export CONFIG.yaml [key=value ...]     or: --model NAME --adapter DIR --export-dir OUT
                    [--gguf f16|q8_0]     also OUT/model-<type>.gguf and an Ollama Modelfile (export_gguf)
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     p_train.add_argument("config", nargs="?", default=None,
                          help="YAML config (LLaMA-Factory keys); leave it out to give every key as key=value")
     p_train.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
+    p_plan = sub.add_parser("plan", help="predict a run's peak memory and time, here and on common GPUs")
+    p_plan.add_argument("config", nargs="?", default=None, help="YAML config; or give every key as key=value")
+    p_plan.add_argument("overrides", nargs="*", help="key=value pairs that win over the file")
+    p_plan.add_argument("--json", action="store_true", help="one JSON object (peak_memory_bytes, seconds_per_step, ...)")
     p_chat = sub.add_parser("chat", help="talk to a model (with an optional LoRA adapter)")
     p_chat.add_argument("config", nargs="?", default=None,
                         help="optional YAML with model_name_or_path / adapter_name_or_path (as llamafactory-cli chat)")
@@ -77,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             return _train(args)
         if args.command == "chat":
             return _chat(args)
+        if args.command == "plan":
+            return _plan(args)
         if args.command == "eval":
             return _eval(args)
         return _export(args)
@@ -85,6 +92,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _plan(args) -> int:
+    import json
+
+    from .run import load_config
+
+    _keys_alone(args)
+    cfg = load_config(args.config, *args.overrides)
+    import torch
+
+    from .estimate import estimate, sample_length
+    from .models import quiet_loading
+    from .stages import stage_of
+
+    quiet_loading()
+    stage = stage_of(cfg)
+    length, rows = sample_length(cfg, stage)
+    predicted = estimate(cfg, stage, length=length, rows=rows, cuda=torch.cuda.is_available())
+    print(json.dumps(predicted.to_dict(), indent=2) if args.json else
+          f"{cfg.stage} on {cfg.model_name_or_path}: {predicted.line()}\n{predicted.table()}")
+    return 0
 
 
 def _keys_alone(args) -> None:

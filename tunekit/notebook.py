@@ -49,6 +49,29 @@ def find_or_train_reward_model(folder: str | os.PathLike, model: str, steps: int
     return str(folder)
 
 
+# The shapes of models a learner asks about (their published config.json values): enough for tunekit plan, which
+# needs the config and no weights.
+SHAPES = {
+    "Llama-3.2-1B": {"model_type": "llama", "hidden_size": 2048, "intermediate_size": 8192, "num_hidden_layers": 16,
+                     "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+                     "tie_word_embeddings": True},
+    "Qwen2.5-7B": {"model_type": "qwen2", "hidden_size": 3584, "intermediate_size": 18944, "num_hidden_layers": 28,
+                   "num_attention_heads": 28, "num_key_value_heads": 4, "vocab_size": 152064,
+                   "tie_word_embeddings": False},
+}
+
+
+def model_shape(name: str, folder: str | os.PathLike = "saves/shapes") -> str:
+    """A folder holding only the ``config.json`` of ``name`` (one of ``SHAPES``): what ``tk.plan`` and ``tunekit plan``
+    need to predict a run of a model that is not downloaded."""
+    import json
+
+    path = Path(folder) / name
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "config.json").write_text(json.dumps(SHAPES[name], indent=2))
+    return str(path)
+
+
 def where_things_are(yaml_path: str | os.PathLike, result) -> list[str]:
     """Print what the run wrote and the terminal commands that repeat it, chat with it and export it
     (merged, and as a GGUF file for llama.cpp and Ollama); returns the commands."""

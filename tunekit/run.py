@@ -22,7 +22,7 @@ from .backends import activate, describe, import_first
 from .config import Config, comma_list, read_config, validate
 from .data import check_datasets
 from .distributed import is_main_process, say, world_size
-from .errors import ConfigError, TrainingError, error_reason, warn
+from .errors import ConfigError, TrainingError, TunekitError, error_reason, warn
 from .outputs import (check_output_dir, checkpoint_step, last_checkpoint_words, prepare_output_dir, resume_point,
                       save_config, save_results)
 from .stages import STAGES, Parts, Stage, stage_of
@@ -98,6 +98,7 @@ class Plan:
     rewards: Any = None  # the stage's reward function(s), checked and loaded before anything else
     preprocess_only: bool = False  # tokenized_path names an empty place: prepare the rows, save them, stop
     gradient_checkpointing: bool | None = None  # decided by build, once the rows and the model are known
+    estimate: Any = None  # the predicted peak memory and time (tunekit/estimate.py) of a training run
 
     def training_args(self, has_eval: bool) -> dict:
         """transformers ``TrainingArguments`` keywords: the config's, with this plan's decisions."""
@@ -176,8 +177,17 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
     resume = resume_point(cfg) if cfg.do_train and not preprocess_only else None
     rewards = stage.rewards(cfg, reward_fn) if stage.rewards is not None else None
     bf16_ok = cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    predicted = None
+    if cfg.do_train and not preprocess_only:  # what the run will cost: memory and time (tunekit/estimate.py)
+        from .estimate import estimate, sample_length
+
+        try:
+            length, rows = sample_length(cfg, stage)
+            predicted = estimate(cfg, stage, length=length, rows=rows, cuda=cuda and torch.cuda.is_available())
+        except (TunekitError, OSError, ValueError) as err:  # the model's own loading says what is wrong, next
+            say(f"[tunekit] plan: not made ({error_reason(err)})")
     return Plan(cfg=cfg, stage=stage, backend=backend, processes=world_size(), resume=resume, rewards=rewards,
-                preprocess_only=preprocess_only, **hardware_fallbacks(cfg, cuda, bf16_ok, world_size()))
+                preprocess_only=preprocess_only, estimate=predicted, **hardware_fallbacks(cfg, cuda, bf16_ok, world_size()))
 
 
 def hardware_fallbacks(cfg: Config, cuda: bool, bf16_ok: bool, processes: int) -> dict:
@@ -228,25 +238,10 @@ def fsdp_args(cfg: Config, cuda: bool, processes: int) -> dict:
     return {"fsdp": True, "fsdp_config": config}
 
 
-def activation_bytes(model_config, rows: int, length: int) -> int:
-    """About how much memory the activations of one micro-batch keep for the backward pass (fp32,
-    attention without a fused kernel): per layer the hidden states, q/k/v, the MLP's inner states and
-    the attention probabilities; then the logits and their gradient over the whole vocabulary."""
-    hidden = getattr(model_config, "hidden_size", 0)
-    inner = getattr(model_config, "intermediate_size", 4 * hidden)
-    heads = getattr(model_config, "num_attention_heads", 1)
-    layers = getattr(model_config, "num_hidden_layers", 1)
-    vocab = getattr(model_config, "vocab_size", 0)
-    per_layer = rows * length * (10 * hidden + 3 * inner) + rows * heads * length * length
-    return 4 * (layers * per_layer + 2 * rows * length * vocab)
-
-
-def gradient_checkpointing(p: Plan, model, data) -> bool:
-    """Unless the config sets ``gradient_checkpointing``, turn it on only when one micro-batch's
-    activations would take more than half the memory there is (it costs about a third more compute);
+def gradient_checkpointing(p: Plan, model) -> bool:
+    """Unless the config sets ``gradient_checkpointing``, the plan's choice (``estimate.py``): on only when one
+    micro-batch's activations would take more than half the memory there is (it costs about a third more compute);
     the log says which was chosen and why. A stage with its own loop (ppo) keeps every activation."""
-    import torch
-
     cfg = p.cfg
     if not p.stage.trainer_loop:
         return False
@@ -258,21 +253,11 @@ def gradient_checkpointing(p: Plan, model, data) -> bool:
     if cfg.gradient_checkpointing is not None:
         say(f"[tunekit] gradient checkpointing: {'on' if cfg.gradient_checkpointing else 'off'} (set in the config)")
         return cfg.gradient_checkpointing
-    lengths = [len(ids) for ids in data["train"]["input_ids"]] if "input_ids" in data["train"].column_names else []
-    length = min(max(lengths), cfg.cutoff_len) if lengths else cfg.cutoff_len
-    rows = cfg.per_device_train_batch_size * p.stage.sequences_per_row
-    need = activation_bytes(getattr(model, "config", None), rows, length)
-    trainable = sum(q.numel() for q in model.parameters() if q.requires_grad)
-    if torch.cuda.is_available():
-        free = torch.cuda.mem_get_info()[0]
-        where = "free on the GPU"
-    else:
-        import psutil
-
-        free = psutil.virtual_memory().available
-        where = "available"
-    free -= 12 * trainable  # gradients and AdamW's two moments, in fp32, not allocated yet
-    on = need > free / 2
+    est = p.estimate
+    on = bool(est and est.gradient_checkpointing)
+    need = est.without_checkpointing if est else 0
+    where = "free on the GPU" if est and est.device == "cuda" else "available"
+    free = est.free if est else 0
     if on:
         say(f"[tunekit] gradient checkpointing: on (a batch's activations would need about {need / 2**30:.1f} GiB; "
             f"{max(free, 0) / 2**30:.1f} GiB {where}; set gradient_checkpointing to choose)")
@@ -392,7 +377,9 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     model, tokenizer = load_model(cfg, stage=stage, tokenizer=tokenizer, backend=p.backend)
     if is_main_process() and cfg.do_train:
         prepare_output_dir(cfg, p.resume)
-    p.gradient_checkpointing = cfg.do_train and gradient_checkpointing(p, model, data)
+    p.gradient_checkpointing = cfg.do_train and gradient_checkpointing(p, model)
+    if p.estimate is not None:
+        say(f"[tunekit] plan: {p.estimate.line()}")
     # the log of a training run (a run that only evaluates leaves the trained folder's log as it is)
     log = LogCallback(cfg.output_dir, resume_step=checkpoint_step(p.resume) if p.resume else 0) if cfg.do_train else None
     callbacks = list(callbacks or [])
@@ -504,6 +491,11 @@ def _train(p: Plan, built: Built) -> tuple[dict, bool, list[str]]:
         final = {k: v for k, v in done[-1].items() if k.startswith("eval_")} if done else trainer.evaluate()
         metrics.update(with_perplexity(p.stage, final))
     drop_reference_adapter(trainer.model)
+    if p.estimate is not None:  # predicted and measured, side by side
+        from .callbacks import read_log
+        from .estimate import against_measurement
+
+        metrics.update(against_measurement(p.estimate, read_log(built.log.path) if built.log else []))
     save_outputs(trainer, built.tokenizer, cfg.output_dir, metrics)
     if is_main_process():  # written at the end: under torchrun, the other processes may still be checking the folder
         save_config(cfg)

@@ -66,10 +66,13 @@ class ConfigPanel(StaticCopy, widgets.VBox):
             control.value = getattr(start, key)
             control.observe(lambda _change: self._check(), names="value")
         self.message = widgets.HTML()
+        self.plan = widgets.HTML()  # the predicted peak memory and time of the form's run (tunekit/estimate.py)
+        self._lengths: dict = {}  # the rows' length, per data set and template (read once)
         self.path = widgets.Text(value="my_config.yaml", description="file", layout=widgets.Layout(width="300px"))
         self.save_button = widgets.Button(description="Save YAML", icon="save")
         self.save_button.on_click(lambda _button: self._save_clicked())
-        super().__init__([*self.controls.values(), widgets.HBox([self.path, self.save_button]), self.message])
+        super().__init__([*self.controls.values(), widgets.HBox([self.path, self.save_button]), self.message,
+                          self.plan])
         self._check()
 
     @property
@@ -112,7 +115,26 @@ class ConfigPanel(StaticCopy, widgets.VBox):
         else:
             self.message.value = f"<span style='color:#2e7d32'>✓ valid {escape(cfg.stage)} config</span>"
             self.save_button.disabled = False
+            self.plan.value = self._plan_line(cfg)
         self.refresh_static()
+
+    def _plan_line(self, cfg) -> str:
+        """The plan in one line: ``plan: about 3.4 GiB peak, 7 s/step here, 24 min for 200 steps``."""
+        from tunekit.errors import TunekitError
+        from tunekit.estimate import estimate, sample_length
+
+        stage = STAGES[cfg.stage]
+        key = (cfg.stage, cfg.dataset, cfg.dataset_dir, cfg.model_name_or_path, cfg.template, cfg.cutoff_len,
+               cfg.max_new_tokens, cfg.max_samples, cfg.packing, cfg.val_size)
+        try:
+            if key not in self._lengths:
+                self._lengths[key] = sample_length(cfg, stage)
+            length, rows = self._lengths[key]
+            predicted = estimate(cfg, stage, length=length, rows=rows, gpus=False)
+        except TunekitError as error:
+            return f"<span style='color:#b00'>plan: {escape(error)}</span>"
+        colour = "#2e7d32" if predicted.fits else "#b00"
+        return f"<span class='tk-plan' style='color:{colour}'>plan: {escape(predicted.line())}</span>"
 
     def _save_clicked(self) -> None:
         path = self.save(self.path.value)
@@ -124,4 +146,4 @@ class ConfigPanel(StaticCopy, widgets.VBox):
             text = self.yaml()
         except ConfigError as error:
             text = f"# invalid: {error}"
-        return {"text/html": f"<pre>{escape(text)}</pre>{self.message.value}"}
+        return {"text/html": f"<pre>{escape(text)}</pre>{self.message.value}<br>{self.plan.value}"}

@@ -57,6 +57,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
         self.progress = widgets.IntProgress(value=0, min=0, max=max(1, cfg.max_steps), description="step",
                                             layout=widgets.Layout(width="50%"))
         self.status = widgets.HTML("ready: <code>panel.run()</code> trains")
+        self.plan = widgets.HTML()  # the predicted peak memory and time, then what was measured
         self.stop_button = widgets.Button(description="Stop", icon="stop", button_style="danger", disabled=True,
                                           tooltip="end training at the next step and save a checkpoint")
         self.stop_button.on_click(lambda _button: self.stop())
@@ -69,7 +70,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
         self.figure.update_layout(height=340, margin=dict(l=40, r=10, t=30, b=40),
                                   legend=dict(orientation="h", y=-0.25))
         self.figure.update_xaxes(title_text="step")
-        super().__init__([self.title, widgets.HBox([self.progress, self.stop_button]), self.status,
+        super().__init__([self.title, widgets.HBox([self.progress, self.stop_button]), self.status, self.plan,
                           self.figure, self.values])
         self._follower = _follower(self)
         self._drawn: float | None = None  # when the chart was last drawn (None: never, so the first log is drawn)
@@ -88,7 +89,7 @@ class TrainPanel(StaticCopy, widgets.VBox):
     def run(self, show: bool = True):
         """Show the panel (unless ``show=False``), train, and return the ``tk.TrainResult``."""
         from tunekit.callbacks import StopCallback
-        from tunekit.run import train
+        from tunekit.run import plan, run_plan
 
         if show:
             self.show()
@@ -101,8 +102,16 @@ class TrainPanel(StaticCopy, widgets.VBox):
         _answer_clicks_while_busy(self.stop_button)
         self.status.value = "loading the data and the model…"
         try:
-            self.result = train(self.config, [self._follower, self.stopper, *self.callbacks], reward_fn=self.reward_fn,
-                                progress=False)  # the panel is the progress bar
+            planned = plan(self.config, reward_fn=self.reward_fn)
+            if planned.estimate is not None:  # what the run will cost, before the first step
+                self.plan.value = f"plan: {escape(planned.estimate.line())}"
+            self.result = run_plan(planned, [self._follower, self.stopper, *self.callbacks],
+                                   progress=False)  # the panel is the progress bar
+            measured = self.result.metrics
+            if measured.get("measured_peak_memory_bytes"):
+                step = measured.get("measured_seconds_per_step")
+                self.plan.value += (f" · measured: {measured['measured_peak_memory_bytes'] / 2**30:.1f} GiB peak"
+                                    + (f", {step:.2g} s/step" if step else ""))
             state = self.result.trainer.state
             self.progress.value = state.global_step
             self.status.value = (f"<b>{'stopped' if self.result.stopped else 'done'}</b> at step {state.global_step} "
@@ -161,7 +170,8 @@ class TrainPanel(StaticCopy, widgets.VBox):
                            f"{self.config.stage} metrics": {k: self.series(k) for k in self.chart_keys()}},
                           f"{self.config.stage} · {self.config.output_dir}")
         image = f"<img src='data:image/png;base64,{chart}'/>" if chart else ""
-        return {"text/html": f"<div>{self.title.value}<br>{self.status.value}<br>{image}{self.values.value}</div>"}
+        return {"text/html": f"<div>{self.title.value}<br>{self.status.value}<br>{self.plan.value}<br>{image}"
+                             f"{self.values.value}</div>"}
 
 
 def _answer_clicks_while_busy(button: widgets.Button) -> None:

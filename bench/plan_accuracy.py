@@ -1,0 +1,106 @@
+"""The plan's predictions against measurement: peak memory and seconds per step, predicted / measured.
+
+    python bench/plan_accuracy.py                     # every stage, the tiny model and SmolLM2-135M (about 30 min)
+    python bench/plan_accuracy.py --models tiny       # the tiny model only (minutes)
+    python bench/plan_accuracy.py --stages sft,dpo    # some stages only
+
+Each run is a fresh ``tunekit train`` process (so that its peak RSS is its own): each stage a few steps, with
+gradient checkpointing on and off and two batch sizes. The plan (``tunekit/estimate.py``) is made before the
+first step and measured after the last one (``all_results.json``: ``plan_*`` and ``measured_*``: peak RSS on a
+CPU, ``max_memory_allocated`` on CUDA; the median seconds per step, the first step left out). The table prints
+the two ratios per run and whether each is within the targets (memory 0.8-1.25, time 0.7-1.4); rows go to
+``bench/results-plan.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MEMORY_BAND, TIME_BAND = (0.8, 1.25), (0.7, 1.4)
+MODELS = {"tiny": "tiny-random-llama", "smollm2": "smollm2-135m-instruct"}
+STAGES = {  # stage: keys (rows longer than cutoff_len, so that every batch has the length the plan assumes)
+    "pt": {"dataset": "c4_demo"},
+    "sft": {"dataset": "alpaca_en_demo"},
+    "rm": {"dataset": "dpo_en_demo"},
+    "dpo": {"dataset": "dpo_en_demo"},
+    "kto": {"dataset": "kto_en_demo"},
+    "grpo": {"dataset": "math_demo", "num_generations": 2, "max_new_tokens": 16, "reward_funcs": "format"},
+    "ppo": {"dataset": "alpaca_en_demo", "reward_model_type": "function", "reward_model": "plan_rewards:length",
+            "max_new_tokens": 16},
+}
+REWARDS = "def length(prompts, responses):\n    return [min(len(r), 100) / 100 for r in responses]\n"
+
+
+def run(model: str, stage: str, batch: int, checkpointing: bool, folder: Path, steps: int) -> dict:
+    out = folder / f"{model}-{stage}-b{batch}-{'gc' if checkpointing else 'nogc'}"
+    keys = {"model_name_or_path": MODELS[model], "stage": stage, "output_dir": str(out), "overwrite_output_dir": True,
+            "max_steps": steps, "logging_steps": 1, "save_steps": 1000, "per_device_train_batch_size": batch,
+            "cutoff_len": 64 if stage not in ("grpo", "ppo") else 96, "max_samples": 64, "report_to": "none",
+            "gradient_checkpointing": checkpointing, "plot_loss": False, **STAGES[stage]}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(folder)])}
+    done = subprocess.run([sys.executable, "-m", "tunekit", "train", *(f"{k}={v}" for k, v in keys.items())],
+                          capture_output=True, text=True, env=env, cwd=folder)
+    row = {"model": model, "stage": stage, "batch": batch, "checkpointing": checkpointing}
+    if done.returncode != 0:
+        return row | {"error": (done.stderr.strip().splitlines() or ["?"])[-1]}
+    results = json.loads((out / "all_results.json").read_text())
+    row |= {k: results.get(k) for k in ("plan_peak_memory_bytes", "measured_peak_memory_bytes",
+                                        "plan_seconds_per_step", "measured_seconds_per_step")}
+    row["memory_ratio"] = row["plan_peak_memory_bytes"] / row["measured_peak_memory_bytes"]
+    measured = row["measured_seconds_per_step"]
+    row["time_ratio"] = row["plan_seconds_per_step"] / measured if measured else None
+    return row
+
+
+def within(value, band) -> str:
+    return "-" if value is None else f"{value:.2f}{'' if band[0] <= value <= band[1] else ' !'}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", default="tiny,smollm2")
+    parser.add_argument("--stages", default=",".join(STAGES))
+    parser.add_argument("--batches", default="2,4")
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args()
+    rows = []
+    print(f"{'model':<8} {'stage':<5} {'batch':>5} {'ckpt':>4} {'peak pred':>10} {'measured':>9} {'ratio':>6} "
+          f"{'s/step pred':>11} {'measured':>9} {'ratio':>6}")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "plan_rewards.py").write_text(REWARDS)
+        for model in args.models.split(","):
+            for stage in args.stages.split(","):
+                for batch in (int(b) for b in args.batches.split(",")):
+                    for checkpointing in ((False,) if stage == "ppo" else (False, True)):  # ppo: its own loop
+                        row = run(model, stage, batch, checkpointing, folder, args.steps)
+                        rows.append(row)
+                        if "error" in row:
+                            print(f"{model:<8} {stage:<5} {batch:>5} {'on' if checkpointing else 'off':>4} "
+                                  f"error: {row['error']}", flush=True)
+                            continue
+                        measured = row["measured_seconds_per_step"]
+                        print(f"{model:<8} {stage:<5} {batch:>5} {'on' if checkpointing else 'off':>4} "
+                              f"{row['plan_peak_memory_bytes'] / 2**30:>8.2f}Gi "
+                              f"{row['measured_peak_memory_bytes'] / 2**30:>7.2f}Gi "
+                              f"{within(row['memory_ratio'], MEMORY_BAND):>6} {row['plan_seconds_per_step']:>11.3f} "
+                              f"{measured if measured is not None else float('nan'):>9.3f} "
+                              f"{within(row['time_ratio'], TIME_BAND):>6}", flush=True)
+    good = [r for r in rows if "error" not in r]
+    memory_ok = sum(MEMORY_BAND[0] <= r["memory_ratio"] <= MEMORY_BAND[1] for r in good)
+    time_ok = sum(r["time_ratio"] is not None and TIME_BAND[0] <= r["time_ratio"] <= TIME_BAND[1] for r in good)
+    print(f"\nwithin the bands: memory {memory_ok} of {len(good)} runs (0.8-1.25), time {time_ok} of {len(good)} "
+          f"(0.7-1.4); {len(rows) - len(good)} runs failed")
+    (HERE / "results-plan.json").write_text(json.dumps(rows, indent=2) + "\n")
+    return 0 if memory_ok == time_ok == len(good) == len(rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Will it fit, how long will it take: the plan's parts against closed forms on the tiny model, `tunekit plan` for
+every stage and example YAML, and the plan line before every run with predicted and measured after it."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+import tunekit as tk
+from tunekit.cli import main as cli
+from tunekit.errors import ConfigError
+from tunekit.estimate import CALIBRATION, GIB, activation_bytes, estimate, meta_model
+from tunekit.run import load_config
+from tunekit.stages import STAGES, stage_of
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.yaml"))
+
+
+def tiny(**keys):
+    return load_config(None, **{"model_name_or_path": "tiny-random-llama", "dataset": "identity", "cutoff_len": 64,
+                                **keys})
+
+
+def test_parameter_counts_match_the_loaded_model_for_lora_full_and_freeze():
+    for keys in ({"finetuning_type": "lora", "lora_rank": 8}, {"finetuning_type": "full"},
+                 {"finetuning_type": "freeze", "freeze_trainable_layers": 1}):
+        cfg = tiny(**keys)
+        model, _ = tk.load_model(cfg)
+        shaped, _ = meta_model(cfg)
+        count = lambda m, trainable: sum(p.numel() for p in m.parameters() if p.requires_grad or not trainable)
+        assert count(shaped, False) == count(model, False), keys
+        assert count(shaped, True) == count(model, True), keys
+
+
+def test_weights_gradients_and_optimizer_state_are_their_closed_forms():
+    cfg = tiny(finetuning_type="lora", lora_rank=8, max_steps=10)
+    predicted = estimate(cfg, stage_of(cfg), free=100 * GIB, rate=1e10, gpus=False)
+    allocator = CALIBRATION["allocator"]
+    assert predicted.parts["weights"] == 4 * predicted.parameters  # fp32 on a CPU
+    assert predicted.parts["gradients"] == int(4 * predicted.trainable * allocator)
+    assert predicted.parts["optimizer"] == int(8 * predicted.trainable * allocator)  # AdamW: two fp32 moments
+    eight_bit = estimate(tiny(finetuning_type="lora", lora_rank=8, optim="adamw_bnb_8bit"), STAGES["sft"],
+                         free=100 * GIB, rate=1e10, gpus=False)
+    assert eight_bit.parts["optimizer"] == int(2 * predicted.trainable * allocator)
+
+
+def test_activation_bytes_per_token_are_the_closed_form_and_checkpointing_keeps_one_layer():
+    shape = {"hidden": 64, "inner": 128, "layers": 2, "heads": 4, "kv_heads": 2, "vocab": 1024}
+    per_token_layer = CALIBRATION["layer_hidden"] * 64 + CALIBRATION["layer_inner"] * 128
+    assert activation_bytes(shape, 1, 1, False) == 4 * 2 * (per_token_layer + 4)
+    rows, length = 4, 32
+    full = activation_bytes(shape, rows, length, False)
+    assert full == 4 * 2 * (rows * length * per_token_layer + rows * 4 * length * length)
+    kept = activation_bytes(shape, rows, length, True)
+    kept_per_token = CALIBRATION["layer_checkpointed"] * 64
+    assert kept == 4 * (2 * rows * length * kept_per_token + rows * length * per_token_layer + rows * 4 * length * length)
+    assert activation_bytes(shape, 2 * rows, length, False) == 2 * full  # linear in the batch
+
+
+def test_peak_is_the_sum_of_the_parts_and_a_run_that_does_not_fit_gets_fixes_cheapest_first():
+    cfg = load_config(None, model_name_or_path="smollm2-135m-instruct", dataset="identity", cutoff_len=2048,
+                      per_device_train_batch_size=16, finetuning_type="full", max_steps=100)
+    predicted = estimate(cfg, STAGES["sft"], free=4 * GIB, rate=1e10, checkpointing=False)
+    assert predicted.peak == sum(predicted.parts.values()) and not predicted.fits
+    assert "does not fit" in predicted.line() and predicted.fixes
+    assert all(f["peak_memory_bytes"] < predicted.peak for f in predicted.fixes)
+    order = ["gradient_checkpointing", "per_device_train_batch_size", "cutoff_len", "lora_rank", "finetuning_type",
+             "quantization_bit"]
+    said = [order.index(next(k for k in order if f["change"].startswith(k))) for f in predicted.fixes]
+    assert said == sorted(said)  # cheapest first
+    kept = estimate(cfg, STAGES["sft"], free=4 * GIB, rate=1e10, checkpointing=True, fixes=False).peak
+    roomy = estimate(cfg, STAGES["sft"], free=kept + GIB // 10, rate=1e10, checkpointing=False)
+    assert all(f["fits"] for f in roomy.fixes) and roomy.fixes[0]["change"] == "gradient_checkpointing: true"
+    gpus = {g["name"]: g for g in predicted.gpus}
+    assert set(gpus) >= {"T4 16 GB", "L4 24 GB", "A10G 24 GB", "A100 40 GB", "A100 80 GB", "H100 80 GB"}
+    assert gpus["H100 80 GB"]["seconds_per_step"] < gpus["T4 16 GB"]["seconds_per_step"]
+    assert gpus["T4 16 GB"]["seconds_per_step_unsloth"] < gpus["T4 16 GB"]["seconds_per_step"]
+
+
+def test_the_plan_follows_the_keys_that_cost():
+    base = estimate(tiny(per_device_train_batch_size=2, max_steps=10), STAGES["sft"], free=100 * GIB, rate=1e10)
+    bigger = estimate(tiny(per_device_train_batch_size=8, max_steps=10), STAGES["sft"], free=100 * GIB, rate=1e10)
+    kept = estimate(tiny(per_device_train_batch_size=8, max_steps=10, gradient_checkpointing=True), STAGES["sft"],
+                    free=100 * GIB, rate=1e10)
+    assert bigger.parts["activations"] > base.parts["activations"] > 0
+    assert kept.parts["activations"] < bigger.parts["activations"]
+    assert kept.seconds_per_step > bigger.seconds_per_step  # the forward pass is recomputed
+    full = estimate(tiny(finetuning_type="full", max_steps=10), STAGES["dpo"], free=100 * GIB, rate=1e10)
+    assert full.parts["reference"] == full.parts["weights"]  # a frozen copy is the reference
+    lora = estimate(tiny(max_steps=10), STAGES["dpo"], free=100 * GIB, rate=1e10)
+    assert lora.parts["reference"] == 0  # the base with the adapter off
+    grpo = estimate(tiny(max_steps=10, num_generations=2, per_device_train_batch_size=2, max_new_tokens=16,
+                         stage="grpo"), STAGES["grpo"], free=100 * GIB, rate=1e10)
+    assert grpo.parts["kv_cache"] > 0
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_tunekit_plan_json_for_every_example_yaml(example, capsys):
+    assert cli(["plan", str(example), "--json"]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads(out[out.index("{"):])
+    assert plan["peak_memory_bytes"] > plan["parts"]["weights"] > 0 and plan["seconds_per_step"] > 0
+    assert {g["name"] for g in plan["gpus"]} >= {"T4 16 GB", "H100 80 GB"}
+
+
+def test_tunekit_plan_needs_only_the_model_config_and_says_when_it_cannot_read_it(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "my-1b"  # a Llama 3.2 1B's shape: config.json only, no weights
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 2048, "intermediate_size": 8192,
+        "num_hidden_layers": 16, "num_attention_heads": 32, "num_key_value_heads": 8, "vocab_size": 128256,
+        "tie_word_embeddings": True, "max_position_embeddings": 2048}))
+    assert cli(["plan", f"model_name_or_path={folder}", "dataset=identity", "cutoff_len=512", "--json"]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads(out[out.index("{"):])
+    assert 1.2e9 < plan["parameters"] < 1.3e9  # 1.24 billion, tied embeddings counted once
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert cli(["plan", "model_name_or_path=some-org/some-model", "dataset=identity"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json cannot be read" in err[0] and "local folder" in err[0]
+
+
+def test_every_stage_says_the_plan_before_training_and_records_predicted_and_measured(tmp_path, capsys):
+    cfg = tiny(max_steps=3, logging_steps=1, output_dir=str(tmp_path / "out"), per_device_train_batch_size=2)
+    result = tk.train(cfg)
+    out = capsys.readouterr().out
+    assert "[tunekit] plan: about " in out and "s/step here" in out
+    assert out.index("[tunekit] plan: about ") < out.index("plan against measurement")
+    saved = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    for key in ("plan_peak_memory_bytes", "measured_peak_memory_bytes", "plan_seconds_per_step",
+                "measured_seconds_per_step"):
+        assert saved[key] > 0 and result.metrics[key] == saved[key]

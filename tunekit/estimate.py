@@ -1,0 +1,569 @@
+"""Will it fit, and how long will it take: a run's peak memory and time, predicted before it starts.
+
+The prediction needs the model's ``config.json`` (no weights: the model is built on PyTorch's ``meta`` device, so
+the parameter counts and the trainable ones, LoRA adapters included, are exact), the config, and the length of the
+rows (the longest of the first rows, capped at ``cutoff_len``). Memory is the sum of its parts:
+
+- ``runtime``: Python, torch and the libraries (CPU only; on a GPU ``max_memory_allocated`` does not count them);
+- ``weights``: every parameter at the precision it is held in (4 bits for a QLoRA base, in blocks with a scale);
+- ``gradients`` and ``optimizer``: the trainable parameters' gradients and the optimizer's state (AdamW two
+  moments, 8-bit AdamW a quarter of that, Muon one momentum for the hidden matrices, GaLore's low-rank moments);
+- ``activations``: what the forward pass keeps for the backward one, per token per layer (all of a layer's
+  intermediate states; with gradient checkpointing only each layer's input, plus one layer recomputed);
+- ``logits``: the LM head's scores over the vocabulary for every token (and their log-softmax and gradient);
+- ``reference``: a frozen copy of the weights where the reference model is not the LoRA model's base (full
+  fine-tuning with a reference: dpo, kto, grpo with ``pref_beta``), and ppo's reward model;
+- ``kv_cache``: the keys and values of sampling (ppo, grpo: ``num_generations`` answers of ``max_new_tokens``).
+
+Time: one step's floating-point work (forward 2N per token, backward 4N in full or 2N with a frozen base, one more
+forward with checkpointing, attention's L^2 terms, sampling's 2N per new token) at this machine's measured
+matrix-multiply rate (``machine_rate``: a second of probing, cached), plus a fixed cost per step. On the GPUs of
+``GPUS``, from their published bf16 throughput and memory bandwidth. ``CALIBRATION`` holds the factors measured by
+``bench/plan_accuracy.py``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import Config
+
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class GPU:
+    name: str
+    memory: int  # bytes
+    bf16_flops: float  # dense, published
+    bandwidth: float  # bytes/s, published
+
+
+GPUS = (  # published figures (dense bf16 / fp16 tensor throughput; memory bandwidth)
+    GPU("T4 16 GB", 16 * GIB, 65e12, 320e9),
+    GPU("L4 24 GB", 24 * GIB, 121e12, 300e9),
+    GPU("A10G 24 GB", 24 * GIB, 70e12, 600e9),
+    GPU("A100 40 GB", 40 * GIB, 312e12, 1555e9),
+    GPU("A100 80 GB", 80 * GIB, 312e12, 2039e9),
+    GPU("H100 80 GB", 80 * GIB, 989e12, 3350e9),
+)
+
+# Factors measured by bench/plan_accuracy.py (make bench-plan) on 2 CPU cores; see the README's "Will it fit".
+CALIBRATION = {
+    "runtime_bytes": 0.62 * GIB,  # the process before the model: Python, torch, transformers, trl, peft, datasets
+    "allocator": 1.15,  # CPU memory the allocator holds beyond what the tensors need (fragmentation, workspaces)
+    "layer_hidden": 16,  # activations kept per token per layer, in units of hidden_size (fp32 values) ...
+    "layer_inner": 4,  # ... and of intermediate_size (the MLP's gate, up, their product, the activation)
+    "layer_checkpointed": 10,  # kept per token per layer with checkpointing, in units of hidden_size (the layer's
+    # input, and what the non-reentrant checkpoint and LoRA's dropout keep besides)
+    "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
+    "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
+    "step_overhead_cpu": 0.03,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
+    "reference_overhead_cpu": 0.035,  # ... and for a trl trainer that also scores with a reference (dpo, kto)
+    "token_overhead_cpu": 0.002,  # seconds per sampled token besides the arithmetic (generate's loop) ...
+    "token_layer_overhead_cpu": 0.0025,  # ... and per layer (each layer's kernels are launched once per token)
+    "efficiency_gpu": 0.35,  # model FLOPs utilisation of a plain training step on a GPU
+    "step_overhead_gpu": 0.03,
+    "unsloth_speed": 2.0,  # Unsloth's claim: about twice the plain path's speed ...
+    "unsloth_activations": 0.3,  # ... and activations offloaded with its checkpointing (a share stays)
+}
+
+
+@dataclass
+class Estimate:
+    """A run's predicted peak memory (by part, bytes) and time, on this machine and on common GPUs."""
+
+    parts: dict[str, int]  # runtime, weights, gradients, optimizer, activations, logits, reference, kv_cache
+    seconds_per_step: float  # on this machine
+    steps: int
+    tokens_per_step: int
+    length: int  # the sequence length the memory is computed for (the longest rows, up to cutoff_len)
+    gradient_checkpointing: bool
+    device: str  # "cpu" or "cuda"
+    free: int  # memory free for the run on this machine (bytes)
+    parameters: int
+    trainable: int
+    without_checkpointing: int = 0  # the activations' bytes with gradient checkpointing off (what the choice weighs)
+    gpus: list[dict] = field(default_factory=list)  # name, peak_memory_bytes, fits, seconds_per_step(_unsloth)
+    fixes: list[dict] = field(default_factory=list)  # change, peak_memory_bytes (cheapest first)
+
+    @property
+    def peak(self) -> int:
+        return sum(self.parts.values())
+
+    @property
+    def fits(self) -> bool:
+        return self.peak <= self.free
+
+    @property
+    def total_seconds(self) -> float:
+        return self.seconds_per_step * self.steps
+
+    def line(self) -> str:
+        """One line before the first step: ``about 3.4 GiB peak, 7 s/step here, 24 min for 200 steps``."""
+        text = f"about {self.peak / GIB:.1f} GiB peak, {_seconds(self.seconds_per_step)}/step here"
+        if self.steps:
+            text += f", {_duration(self.total_seconds)} for {self.steps} steps"
+        if not self.fits:
+            fitting = [f for f in self.fixes if f["fits"]]
+            fix = (f"; {fitting[0]['change']} needs {fitting[0]['peak_memory_bytes'] / GIB:.1f} GiB" if fitting
+                   else "; no one change makes it fit here (tunekit plan lists them, and the GPUs)")
+            text += f" (does not fit: {self.free / GIB:.1f} GiB free{fix})"
+        return text
+
+    def to_dict(self) -> dict:
+        return {"peak_memory_bytes": self.peak, "seconds_per_step": self.seconds_per_step,
+                "total_seconds": self.total_seconds, "steps": self.steps, "fits": self.fits, "free_bytes": self.free,
+                "device": self.device, "parts": dict(self.parts), "tokens_per_step": self.tokens_per_step,
+                "length": self.length, "gradient_checkpointing": self.gradient_checkpointing,
+                "parameters": self.parameters, "trainable": self.trainable, "gpus": self.gpus, "fixes": self.fixes}
+
+    def table(self) -> str:
+        """The parts, the GPUs and the fixes, as a few lines of text (``tunekit plan``)."""
+        lines = [f"peak memory: about {self.peak / GIB:.2f} GiB ({self.device}; {self.free / GIB:.1f} GiB free: "
+                 f"{'fits' if self.fits else 'does not fit'})"]
+        lines += [f"  {name:<12} {value / GIB:8.3f} GiB" for name, value in self.parts.items() if value]
+        lines.append(f"parameters: {self.parameters:,}, trainable {self.trainable:,}; {self.tokens_per_step:,} tokens "
+                     f"per step (rows of {self.length} tokens); gradient checkpointing "
+                     f"{'on' if self.gradient_checkpointing else 'off'}")
+        lines.append(f"time here: {_seconds(self.seconds_per_step)}/step"
+                     + (f", {_duration(self.total_seconds)} for {self.steps} steps" if self.steps else ""))
+        for gpu in self.gpus:
+            speed = f"{_seconds(gpu['seconds_per_step'])}/step"
+            if gpu.get("seconds_per_step_unsloth"):
+                speed += f" ({_seconds(gpu['seconds_per_step_unsloth'])} with Unsloth)"
+            lines.append(f"  {gpu['name']:<11} {gpu['peak_memory_bytes'] / GIB:6.1f} GiB "
+                         f"{'fits' if gpu['fits'] else 'does not fit':<13} {speed}")
+        for fix in self.fixes:
+            lines.append(f"to fit: {fix['change']} -> {fix['peak_memory_bytes'] / GIB:.1f} GiB")
+        return "\n".join(lines)
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2g} s" if value < 10 else f"{value:.0f} s"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+# ---------------------------------------------------------------------------------------------
+# the model's shape, without its weights
+# ---------------------------------------------------------------------------------------------
+
+
+_SHAPED: dict = {}  # meta models by what shapes them (a plan and its fixes build few)
+
+
+def meta_model(cfg: Config, head: str = "causal_lm"):
+    """The model with what ``finetuning_type`` trains, built on the meta device: every shape, no memory."""
+    key = (cfg.model_name_or_path, head, cfg.finetuning_type, cfg.lora_rank, cfg.lora_target, cfg.additional_target,
+           cfg.use_dora, cfg.adapter_name_or_path, cfg.freeze_trainable_layers, cfg.freeze_trainable_modules,
+           cfg.freeze_extra_modules, cfg.use_llama_pro)
+    if key not in _SHAPED:
+        _SHAPED.clear()  # one model's shapes at a time
+        _SHAPED[key] = _meta_model(cfg, head)
+    return _SHAPED[key]
+
+
+def _meta_model(cfg: Config, head: str):
+    import torch
+    import transformers
+
+    from .models import resolve_model
+    from .models.adapters import attach_adapters
+
+    from .errors import ConfigError, error_reason
+
+    name = cfg.model_name_or_path
+    try:  # a folder with a config.json is enough (no weights, no tokenizer): the plan of a model not downloaded
+        path = name if (Path(name).expanduser() / "config.json").is_file() else resolve_model(name)
+        config = transformers.AutoConfig.from_pretrained(path)
+    except ConfigError:
+        raise
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"model_name_or_path={cfg.model_name_or_path!r}: its config.json cannot be read here "
+                          f"({error_reason(err)}); the plan needs only that file: download it once (hf download "
+                          f"{cfg.model_name_or_path} config.json) or give a local folder that holds it") from None
+    loader = (transformers.AutoModelForSequenceClassification if head == "score"
+              else transformers.AutoModelForCausalLM)
+    if head == "score":
+        config.num_labels = 1
+    with torch.device("meta"):
+        model = loader.from_config(config)
+    model.requires_grad_(False)
+    adapters = [a for a in (cfg.adapter_name_or_path or "").split(",") if a.strip()]
+    rank = cfg.lora_rank
+    if adapters and (Path(adapters[-1]) / "adapter_config.json").is_file():  # continuing an adapter: its rank
+        rank = json.loads((Path(adapters[-1]) / "adapter_config.json").read_text()).get("r", rank)
+    shaped = dataclasses.replace(cfg, adapter_name_or_path=None, pissa_init=False, lora_rank=rank)
+    return attach_adapters(model, shaped), config
+
+
+def _bytes_of(model, cfg: Config, cuda: bool) -> tuple[int, int, int]:
+    """(parameters, trainable parameters, bytes the weights take)."""
+    total = trainable = weight_bytes = 0
+    half = cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16 or cfg.quantization_bit is not None)
+    for name, p in model.named_parameters():
+        n = p.numel()
+        total += n
+        if p.requires_grad:
+            trainable += n
+            weight_bytes += 4 * n if not cfg.pure_bf16 else 2 * n
+        elif cfg.quantization_bit and p.dim() == 2 and "embed" not in name and "lm_head" not in name:
+            weight_bytes += n * cfg.quantization_bit / 8 * 1.07  # blocks of 64 with a scale each
+        else:
+            weight_bytes += (2 if half else 4) * n
+    return total, trainable, int(weight_bytes)
+
+
+def _optimizer_bytes(model, cfg: Config) -> int:
+    """The optimizer's state for the trainable parameters."""
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    if cfg.use_galore:  # moments of the projected (rank x n) gradients, plus the projections
+        total = 0
+        for _, p in params:
+            if p.dim() == 2:
+                rows, cols = p.shape
+                total += 4 * cfg.galore_rank * (2 * max(rows, cols) + min(rows, cols))
+            else:
+                total += 8 * p.numel()
+        return total
+    if cfg.use_muon:  # one momentum for the hidden matrices, AdamW's two moments for the rest
+        return sum(4 * p.numel() if p.dim() == 2 and "embed" not in n and "lm_head" not in n else 8 * p.numel()
+                   for n, p in params)
+    optim = cfg.optim.lower()
+    per = 2 if "8bit" in optim else 0 if optim == "sgd" else 1 if "adafactor" in optim else 8
+    return per * sum(p.numel() for _, p in params)
+
+
+# ---------------------------------------------------------------------------------------------
+# the estimate
+# ---------------------------------------------------------------------------------------------
+
+
+def estimate(cfg: Config, stage, *, length: int | None = None, rows: int | None = None, cuda: bool = False,
+             free: int | None = None, checkpointing: bool | None = None, rate: float | None = None, gpus: bool = True,
+             fixes: bool = True) -> Estimate:
+    """Predict ``cfg``'s run (``stage``: its ``Stage``). ``length``: the rows' tokens (default ``cutoff_len``);
+    ``rows``: the training rows (what ``num_train_epochs`` counts steps of, when ``max_steps`` is not set);
+    ``free``: memory free for it (default: measured); ``checkpointing``: as decided (default: as the config says,
+    else on only when the activations would take more than half of ``free``); ``rate``: this machine's
+    matrix-multiply FLOP/s (default: measured once, cached)."""
+    model, config = meta_model(cfg, stage.head)
+    out = _estimate(cfg, stage, model, config, length or cfg.cutoff_len, cuda,
+                    free if free is not None else free_memory(cuda), checkpointing, rate, gpus, fixes)
+    if cfg.max_steps <= 0 and rows:
+        per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world()
+        out.steps = math.ceil(cfg.num_train_epochs * math.ceil(rows / per_step))
+    return out
+
+
+def world() -> int:
+    from .distributed import world_size
+
+    return world_size()
+
+
+def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate, gpus, fixes) -> Estimate:
+    shape = _shape(config)
+    total, trainable, weight_bytes = _bytes_of(model, cfg, cuda)
+    generating = stage.rewards is not None  # ppo, grpo sample their answers
+    batch = cfg.per_device_train_batch_size * (1 if generating else stage.sequences_per_row)
+    width = 2 if cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16) else 4  # bytes per activation value
+    full_acts = activation_bytes(shape, batch, length, False, width)
+    if checkpointing is None:
+        checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else (
+            stage.trainer_loop and full_acts > free / 2)
+    checkpointing = bool(checkpointing and stage.trainer_loop)
+    acts = activation_bytes(shape, batch, length, checkpointing, width)
+    if cfg.backend == "unsloth" and cuda:
+        acts = int(acts * CALIBRATION["unsloth_activations"])
+    logits = int(CALIBRATION["logit_copies"] * 4 * batch * length * shape["vocab"])
+    if stage.fused_lm_head(cfg) or generating:  # scores for the answer's tokens only (or chunked): about a third
+        logits //= 3
+    reference = 0
+    if stage.reference and cfg.finetuning_type != "lora" and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
+        reference = weight_bytes
+    kv = 0
+    if generating:
+        answers = cfg.per_device_train_batch_size
+        head_dim = shape["hidden"] // max(shape["heads"], 1)
+        kv = 2 * shape["layers"] * shape["kv_heads"] * head_dim * answers * cfg.cutoff_len * width
+        if stage.name == "ppo" and cfg.reward_model and cfg.reward_model_type != "function":
+            reference += _reward_model_bytes(cfg, cuda)
+    dynamic = (2 if cfg.pure_bf16 else 4) * trainable + _optimizer_bytes(model, cfg) + acts + logits + kv
+    allocator = 1.0 if cuda else CALIBRATION["allocator"]
+    parts = {"runtime": 0 if cuda else int(CALIBRATION["runtime_bytes"]), "weights": weight_bytes,
+             "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(model, cfg) * allocator),
+             "activations": int(acts * allocator), "logits": int(logits * allocator), "reference": reference,
+             "kv_cache": int(kv * allocator)}
+    del dynamic
+    flops = step_flops(cfg, stage, shape, total, trainable, length, checkpointing)
+    gen_tokens = cfg.max_new_tokens if generating else 0
+    if cuda:
+        seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, torch_gpu_flops(), torch_gpu_bandwidth())
+    else:
+        rate = rate or machine_rate()
+        per_token = CALIBRATION["token_overhead_cpu"] + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"]
+        overhead = CALIBRATION["step_overhead_cpu"] + (
+            CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0)
+        seconds = overhead + flops / (rate * CALIBRATION["efficiency_cpu"]) + gen_tokens * per_token
+    seconds *= cfg.gradient_accumulation_steps
+    steps = cfg.max_steps if cfg.max_steps > 0 else 0
+    out = Estimate(parts=parts, seconds_per_step=seconds, steps=steps, length=length,
+                   tokens_per_step=batch * length * cfg.gradient_accumulation_steps,
+                   gradient_checkpointing=checkpointing, device="cuda" if cuda else "cpu", free=free,
+                   parameters=total, trainable=trainable, without_checkpointing=full_acts)
+    if gpus:
+        out.gpus = [_on_gpu(cfg, stage, model, config, length, gpu) for gpu in GPUS]
+    if fixes and not out.fits:
+        out.fixes = _fixes(cfg, stage, length, cuda, free, rate, out)
+    return out
+
+
+def _reference_free(cfg: Config) -> bool:
+    return cfg.pref_loss in ("orpo", "simpo")
+
+
+def _reward_model_bytes(cfg: Config, cuda: bool) -> int:
+    folder = Path(cfg.reward_model)
+    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0
+    return weights
+
+
+def _shape(config) -> dict:
+    hidden = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)
+    heads = getattr(config, "num_attention_heads", 1) or 1
+    return {"hidden": hidden, "inner": getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden,
+            "layers": getattr(config, "num_hidden_layers", 1), "heads": heads,
+            "kv_heads": getattr(config, "num_key_value_heads", heads) or heads,
+            "vocab": getattr(config, "vocab_size", 0)}
+
+
+def activation_bytes(shape: dict, rows: int, length: int, checkpointing: bool, width: int = 4) -> int:
+    """What one micro-batch's forward pass keeps for the backward one, in bytes (the logits apart). Without
+    checkpointing every layer keeps its intermediate states (``layer_hidden`` x hidden + ``layer_inner`` x
+    intermediate values per token) and, with attention in eager form, its L x L scores per head; with it, each
+    layer keeps its input and one layer at a time is recomputed in full."""
+    tokens = rows * length
+    per_layer = tokens * (CALIBRATION["layer_hidden"] * shape["hidden"] + CALIBRATION["layer_inner"] * shape["inner"])
+    per_layer += rows * shape["heads"] * length * length  # attention probabilities (eager / math attention)
+    if checkpointing:
+        return int(width * (shape["layers"] * tokens * CALIBRATION["layer_checkpointed"] * shape["hidden"] + per_layer))
+    return int(width * shape["layers"] * per_layer)
+
+
+def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, length: int, checkpointing: bool) -> float:
+    """One micro-batch's floating-point operations: forward 2N per token, backward 2N (the activations' gradients)
+    plus 2N for the weights' where they train, a second forward with checkpointing, attention's L^2 terms;
+    a reference forward (dpo, kto with a reference) and, for sampling stages, 2N per new token."""
+    generating = stage.rewards is not None
+    rows = cfg.per_device_train_batch_size * (1 if generating else stage.sequences_per_row)
+    tokens = rows * length
+    weights_grad = 2 * total if cfg.finetuning_type != "lora" and trainable > total / 2 else 2 * trainable
+    per_token = 2 * total + 2 * total + weights_grad + (2 * total if checkpointing else 0)
+    attention = 6 * shape["layers"] * shape["hidden"] * length  # QK^T and AV, forward and backward, per token
+    passes = 1 if stage.trainer_loop else cfg.ppo_epochs  # tunekit's ppo loop: ppo_epochs passes over what it sampled
+    flops = tokens * (per_token + attention) * passes
+    if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
+        flops += tokens * total  # the reference model's forward pass (without gradients: about half a training one's)
+    if generating:
+        flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * total
+    return flops * (1 if stage.trainer_loop else cfg.ppo_buffer_size)
+
+
+def _gpu_seconds(flops: float, gen_tokens: int, weight_bytes: int, peak: float, bandwidth: float) -> float:
+    arithmetic = flops / (peak * CALIBRATION["efficiency_gpu"])
+    sampling = gen_tokens * weight_bytes / bandwidth  # each new token reads every weight once
+    return CALIBRATION["step_overhead_gpu"] + arithmetic + sampling
+
+
+def _on_gpu(cfg: Config, stage, model, config, length: int, gpu: GPU) -> dict:
+    on = dataclasses.replace(cfg, bf16=not cfg.fp16, pure_bf16=False)
+    gpu_model = model
+    planned = _estimate(on, stage, gpu_model, config, length, True, int(gpu.memory * 0.92), None, 1.0, False, False)
+    shape = _shape(config)
+    flops = step_flops(on, stage, shape, planned.parameters, planned.trainable, length, planned.gradient_checkpointing)
+    gen = cfg.max_new_tokens if stage.rewards is not None else 0
+    seconds = _gpu_seconds(flops, gen, planned.parts["weights"], gpu.bf16_flops, gpu.bandwidth)
+    seconds *= cfg.gradient_accumulation_steps
+    out = {"name": gpu.name, "peak_memory_bytes": planned.peak, "fits": planned.peak <= gpu.memory * 0.92,
+           "seconds_per_step": seconds}
+    if stage.plain_loading is None:  # Unsloth applies: its own claim, about twice as fast
+        out["seconds_per_step_unsloth"] = seconds / CALIBRATION["unsloth_speed"]
+    return out
+
+
+def _fixes(cfg: Config, stage, length: int, cuda: bool, free: int, rate, was: Estimate) -> list[dict]:
+    """The changes that bring the peak under ``free``, each alone with its new peak, cheapest first (in what they cost
+    in time or quality: checkpointing, a smaller batch with more accumulation, shorter rows, a lower LoRA rank,
+    LoRA, 4-bit QLoRA); where none does alone, all of them, in that order."""
+    tries = []
+    if not was.gradient_checkpointing and stage.trainer_loop:
+        tries.append(("gradient_checkpointing: true", {"gradient_checkpointing": True}, length))
+    batch = cfg.per_device_train_batch_size
+    if batch > 1:
+        smaller = max(1, batch // 4) if batch >= 4 else 1
+        tries.append((f"per_device_train_batch_size: {smaller}, gradient_accumulation_steps: "
+                      f"{cfg.gradient_accumulation_steps * batch // smaller}",
+                      {"per_device_train_batch_size": smaller,
+                       "gradient_accumulation_steps": cfg.gradient_accumulation_steps * batch // smaller}, length))
+    if length > 256:
+        tries.append((f"cutoff_len: {length // 2}", {"cutoff_len": length // 2}, length // 2))
+    if cfg.finetuning_type == "lora" and cfg.lora_rank > 4:
+        tries.append((f"lora_rank: {cfg.lora_rank // 4}", {"lora_rank": cfg.lora_rank // 4}, length))
+    if cfg.finetuning_type != "lora":
+        tries.append(("finetuning_type: lora", {"finetuning_type": "lora"}, length))
+    if cuda and cfg.quantization_bit is None:
+        tries.append(("quantization_bit: 4 (QLoRA, on a GPU)", {"quantization_bit": 4, "finetuning_type": "lora"},
+                      length))
+    found = []
+    for change, keys, new_length in tries:
+        changed = dataclasses.replace(cfg, **keys)
+        model, config = meta_model(changed, stage.head)
+        new = _estimate(changed, stage, model, config, new_length, cuda, free, keys.get("gradient_checkpointing"),
+                        rate or 1.0, False, False)
+        found.append({"change": change, "peak_memory_bytes": new.peak, "fits": new.fits})
+    fitting = [f for f in found if f["fits"]]
+    return fitting or found
+
+
+# ---------------------------------------------------------------------------------------------
+# this machine
+# ---------------------------------------------------------------------------------------------
+
+
+def free_memory(cuda: bool) -> int:
+    """Bytes free for a run: the GPU's free memory, or the machine's available memory."""
+    if cuda:
+        import torch
+
+        return int(torch.cuda.mem_get_info()[0])
+    import psutil
+
+    return int(psutil.virtual_memory().available)
+
+
+def machine_rate() -> float:
+    """This machine's fp32 matrix-multiply rate (FLOP/s) with torch's threads: probed once (about a second) and
+    cached in ``TUNEKIT_HOME`` by CPU and thread count."""
+    import platform
+
+    import torch
+
+    from .models.builtin import cache_home
+
+    key = f"{platform.machine()}-{os.cpu_count()}-{torch.get_num_threads()}-{platform.processor() or 'cpu'}"
+    path = cache_home() / "machine_rate.json"
+    cached = json.loads(path.read_text()) if path.is_file() else {}
+    if key in cached:
+        return float(cached[key])
+    a, b = torch.randn(512, 1024), torch.randn(1024, 2048)
+    a @ b
+    start, count = time.perf_counter(), 0
+    while time.perf_counter() - start < 0.8:
+        a @ b
+        count += 1
+    rate = 2 * 512 * 1024 * 2048 * count / (time.perf_counter() - start)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(cached | {key: rate}))
+    return rate
+
+
+def torch_gpu_flops() -> float:
+    """The current GPU's dense bf16 throughput: the published figure of the closest ``GPUS`` entry by name."""
+    gpu = _this_gpu()
+    return gpu.bf16_flops if gpu else 100e12
+
+
+def torch_gpu_bandwidth() -> float:
+    gpu = _this_gpu()
+    return gpu.bandwidth if gpu else 1000e9
+
+
+def _this_gpu() -> GPU | None:
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    name = torch.cuda.get_device_name(0)
+    return next((g for g in GPUS if g.name.split()[0] in name), GPU("H200", 141 * GIB, 989e12, 4800e9)
+                if "H200" in name else None)
+
+
+def sample_length(cfg: Config, stage, sample: int = 200) -> tuple[int, int | None]:
+    """(the tokens of the longest of the first ``sample`` rows, capped at ``cutoff_len``; the training rows): packed
+    rows are ``cutoff_len`` long; where the rows cannot be read here (saved rows, a hub set offline), ``cutoff_len``
+    and None."""
+    if cfg.tokenized_path:
+        return cfg.cutoff_len, None
+    from .data import load_rows, row_length
+    from .errors import TunekitError
+    from .models import load_tokenizer
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # the data's own lines come with the run
+            part = load_rows(dataclasses.replace(cfg, do_train=True), stage.rows)["train"]
+        if stage.packed(cfg):
+            return cfg.cutoff_len, None
+        tokenizer = load_tokenizer(cfg)
+    except (TunekitError, OSError, ValueError):  # no rows or no tokenizer here: the longest rows cutoff_len allows
+        return cfg.cutoff_len, None
+    longest = max((row_length(tokenizer, part[i]) for i in range(min(sample, len(part)))), default=cfg.cutoff_len)
+    if stage.rewards is not None:  # sampling stages: the prompt and the answer share cutoff_len
+        longest += cfg.max_new_tokens
+    return min(cfg.cutoff_len, longest), len(part)
+
+
+def against_measurement(est: Estimate, log: list[dict]) -> dict:
+    """The prediction and the measurement side by side (for ``all_results.json``), said in one line."""
+    from .distributed import say
+
+    cuda = est.device == "cuda"
+    peak, step = measured_peak(cuda), median_step_seconds(log)
+    out = {"plan_peak_memory_bytes": est.peak, "measured_peak_memory_bytes": peak,
+           "plan_seconds_per_step": est.seconds_per_step, "measured_seconds_per_step": step}
+    what = "max_memory_allocated" if cuda else "peak RSS"
+    timed = f"; {est.seconds_per_step:.3g} s/step predicted, {step:.3g} measured (median)" if step else ""
+    say(f"[tunekit] plan against measurement: peak {est.peak / GIB:.2f} GiB predicted, {peak / GIB:.2f} GiB measured "
+        f"({what}){timed}")
+    return out
+
+
+def measured_peak(cuda: bool) -> int:
+    """The run's measured peak: ``max_memory_allocated`` on CUDA, else the process's peak RSS."""
+    if cuda:
+        import torch
+
+        return int(torch.cuda.max_memory_allocated())
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+def median_step_seconds(log: list[dict]) -> float | None:
+    """The median seconds per optimizer step from a run's log (``elapsed`` per step), the first step left out
+    (it carries the warm-up)."""
+    times = [(r["step"], r["elapsed"]) for r in log if "elapsed" in r and "step" in r and "loss" in r]
+    gaps = sorted((t2 - t1) / (s2 - s1) for (s1, t1), (s2, t2) in zip(times, times[1:]) if s2 > s1)
+    if not gaps:
+        return None
+    middle = len(gaps) // 2
+    return gaps[middle] if len(gaps) % 2 else (gaps[middle - 1] + gaps[middle]) / 2
+
+
+__all__ = ["Estimate", "estimate", "GPUS", "activation_bytes", "step_flops", "machine_rate", "measured_peak",
+           "median_step_seconds"]
