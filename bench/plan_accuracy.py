@@ -68,7 +68,7 @@ def main() -> int:
     parser.add_argument("--models", default="tiny,smollm2")
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--batches", default="2,4")
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=6)
     args = parser.parse_args()
     rows = []
     print(f"{'model':<8} {'stage':<5} {'batch':>5} {'ckpt':>4} {'peak pred':>10} {'measured':>9} {'ratio':>6} "
