@@ -302,15 +302,13 @@ def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate
         answers = cfg.per_device_train_batch_size
         head_dim = shape["hidden"] // max(shape["heads"], 1)
         kv = 2 * shape["layers"] * shape["kv_heads"] * head_dim * answers * cfg.cutoff_len * width
-        if stage.name == "ppo" and cfg.reward_model and cfg.reward_model_type != "function":
+        if cfg.reward_model and Path(cfg.reward_model).is_dir():  # an rm output scores the samples (ppo, grpo)
             reference += _reward_model_bytes(cfg, cuda)
-    dynamic = (2 if cfg.pure_bf16 else 4) * trainable + _optimizer_bytes(model, cfg) + acts + logits + kv
     allocator = 1.0 if cuda else CALIBRATION["allocator"]
     parts = {"runtime": 0 if cuda else int(CALIBRATION["runtime_bytes"]), "weights": weight_bytes,
              "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(model, cfg) * allocator),
              "activations": int(acts * allocator), "logits": int(logits * allocator), "reference": reference,
              "kv_cache": int(kv * allocator)}
-    del dynamic
     flops = step_flops(cfg, stage, shape, total, trainable, length, checkpointing)
     gen_tokens = cfg.max_new_tokens if generating else 0
     if cuda:
