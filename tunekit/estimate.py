@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .config import Config
+from .distributed import world_size
 
 GIB = 2**30
 
@@ -266,15 +267,9 @@ def estimate(cfg: Config, stage, *, length: int | None = None, rows: int | None 
     out = _estimate(cfg, stage, model, config, length or cfg.cutoff_len, cuda,
                     free if free is not None else free_memory(cuda), checkpointing, rate, gpus, fixes)
     if cfg.max_steps <= 0 and rows:
-        per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world()
+        per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world_size()
         out.steps = math.ceil(cfg.num_train_epochs * math.ceil(rows / per_step))
     return out
-
-
-def world() -> int:
-    from .distributed import world_size
-
-    return world_size()
 
 
 def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate, gpus, fixes) -> Estimate:
@@ -303,7 +298,7 @@ def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate
         head_dim = shape["hidden"] // max(shape["heads"], 1)
         kv = 2 * shape["layers"] * shape["kv_heads"] * head_dim * answers * cfg.cutoff_len * width
         if cfg.reward_model and Path(cfg.reward_model).is_dir():  # an rm output scores the samples (ppo, grpo)
-            reference += _reward_model_bytes(cfg, cuda)
+            reference += _reward_model_bytes(cfg)
     allocator = 1.0 if cuda else CALIBRATION["allocator"]
     parts = {"runtime": 0 if cuda else int(CALIBRATION["runtime_bytes"]), "weights": weight_bytes,
              "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(model, cfg) * allocator),
@@ -336,10 +331,9 @@ def _reference_free(cfg: Config) -> bool:
     return cfg.pref_loss in ("orpo", "simpo")
 
 
-def _reward_model_bytes(cfg: Config, cuda: bool) -> int:
-    folder = Path(cfg.reward_model)
-    weights = sum(p.stat().st_size for p in folder.glob("*.safetensors")) if folder.is_dir() else 0
-    return weights
+def _reward_model_bytes(cfg: Config) -> int:
+    """The weights of the rm output ``reward_model`` names, as saved."""
+    return sum(p.stat().st_size for p in Path(cfg.reward_model).glob("*.safetensors"))
 
 
 def _shape(config) -> dict:
@@ -391,8 +385,7 @@ def _gpu_seconds(flops: float, gen_tokens: int, weight_bytes: int, peak: float, 
 
 def _on_gpu(cfg: Config, stage, model, config, length: int, gpu: GPU) -> dict:
     on = dataclasses.replace(cfg, bf16=not cfg.fp16, pure_bf16=False)
-    gpu_model = model
-    planned = _estimate(on, stage, gpu_model, config, length, True, int(gpu.memory * 0.92), None, 1.0, False, False)
+    planned = _estimate(on, stage, model, config, length, True, int(gpu.memory * 0.92), None, 1.0, False, False)
     shape = _shape(config)
     flops = step_flops(on, stage, shape, planned.parameters, planned.trainable, length, planned.gradient_checkpointing)
     gen = cfg.max_new_tokens if stage.rewards is not None else 0

@@ -117,9 +117,7 @@ def _rows(cfg: Config, names: list[str], kind: str, key: str = "dataset") -> tup
         rows.extend(converted)
         read.append(_said(name, entry, words, note, total, len(raw), len(converted), kind, have))
     say("\n".join(f"[tunekit] {line}" for line in read))
-    if any("tools" in row for row in rows):  # one schema for all rows: sets without tools get None
-        rows = [{**row, "tools": row.get("tools")} for row in rows]
-    return rows, read
+    return rows, read  # _dataset gives them one schema (a column a row lacks, tools say, is None)
 
 
 def _said(name: str, entry, words: str, note: str, total: int, taken: int, made: int, kind: str, have: str) -> str:
