@@ -2,13 +2,15 @@
 every stage and example YAML, and the plan line before every run with predicted and measured after it."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 import tunekit as tk
 from tunekit.cli import main as cli
-from tunekit.errors import ConfigError
 from tunekit.estimate import CALIBRATION, GIB, activation_bytes, estimate, meta_model
 from tunekit.run import load_config
 from tunekit.stages import STAGES, stage_of
@@ -119,6 +121,40 @@ def test_tunekit_plan_needs_only_the_model_config_and_says_when_it_cannot_read_i
     assert cli(["plan", "model_name_or_path=some-org/some-model", "dataset=identity"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "config.json cannot be read" in err[0] and "local folder" in err[0]
+
+
+PLAN_AND_SAY_TORCH = ("import sys\nfrom tunekit.cli import main\ncode = main(sys.argv[1:])\n"
+                      "print('torch imported' if 'torch' in sys.modules else 'no torch', file=sys.stderr)\n"
+                      "sys.exit(code)")
+
+
+def test_a_second_plan_of_the_same_model_and_data_is_read_from_the_cache_without_torch(tmp_path):
+    from tunekit.models import resolve_model
+
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("\n".join(json.dumps({"instruction": f"Say {i}.", "output": f"{i}."}) for i in range(6)))
+    env = {**os.environ, "TUNEKIT_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    keys = [f"model_name_or_path={resolve_model('tiny-random-llama')}", f"dataset={rows}", "cutoff_len=256"]
+
+    def plan(*more):
+        done = subprocess.run([sys.executable, "-c", PLAN_AND_SAY_TORCH, "plan", "--json", *keys, *more],
+                              capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout[done.stdout.index("{"):]), done.stderr.strip().splitlines()[-1]
+
+    first, imported = plan()
+    assert imported == "torch imported"  # the model's shape and the rows' lengths are read once
+    second, imported = plan("per_device_train_batch_size=4", "cutoff_len=8")  # keys that do not shape the model
+    assert imported == "no torch"  # or the rows
+    assert second["parameters"] == first["parameters"] and second["length"] == 8
+    assert second["tokens_per_step"] == 4 * 8
+    again, _ = plan()
+    same = lambda plan: {k: v for k, v in plan.items() if k not in ("free_bytes", "fits", "fixes")}
+    assert same(again) == same(first)
+    rows.write_text(json.dumps({"instruction": "Say " + "very " * 60 + "much.", "output": "ok"}) + "\n"
+                    + rows.read_text())  # the file changed: its rows are read again
+    longer, imported = plan()
+    assert imported == "torch imported" and longer["length"] > first["length"]
 
 
 def test_every_stage_says_the_plan_before_training_and_records_predicted_and_measured(tmp_path, capsys):

@@ -101,16 +101,12 @@ def _plan(args) -> int:
 
     _keys_alone(args)
     cfg = load_config(args.config, *args.overrides)
-    import torch
-
-    from .estimate import estimate, sample_length
-    from .models import quiet_loading
+    from .estimate import cuda_here, estimate, sample_length
     from .stages import stage_of
 
-    quiet_loading()
-    stage = stage_of(cfg)
+    stage = stage_of(cfg)  # the model's shape and the rows' lengths are cached: a second plan imports no torch
     length, rows = sample_length(cfg, stage)
-    predicted = estimate(cfg, stage, length=length, rows=rows, cuda=torch.cuda.is_available())
+    predicted = estimate(cfg, stage, length=length, rows=rows, cuda=cuda_here())
     print(json.dumps(predicted.to_dict(), indent=2) if args.json else
           f"{cfg.stage} on {cfg.model_name_or_path}: {predicted.line()}\n{predicted.table()}")
     return 0

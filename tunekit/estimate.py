@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import io
 import json
 import math
@@ -165,21 +166,57 @@ def _duration(seconds: float) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-_SHAPED: dict = {}  # meta models by what shapes them (a plan and its fixes build few)
+@dataclass
+class Shape:
+    """What the plan reads of a model: its config's sizes and its parameters, grouped by what they cost."""
+
+    sizes: dict  # hidden, inner, layers, heads, kv_heads, vocab
+    groups: list  # [dims, trainable, embedding_or_head, how many such parameters]
+
+    def parameters(self, trainable: bool | None = None, embedding_or_head: bool | None = None):
+        """(dims, count) of the groups that match."""
+        return [(tuple(dims), count) for dims, train, special, count in self.groups
+                if (trainable is None or train == trainable) and (embedding_or_head is None or special == embedding_or_head)]
 
 
-def meta_model(cfg: Config, head: str = "causal_lm"):
-    """The model with what ``finetuning_type`` trains, built on the meta device: every shape, no memory."""
-    key = (cfg.model_name_or_path, head, cfg.finetuning_type, cfg.lora_rank, cfg.lora_target, cfg.additional_target,
-           cfg.use_dora, cfg.adapter_name_or_path, cfg.freeze_trainable_layers, cfg.freeze_trainable_modules,
-           cfg.freeze_extra_modules, cfg.use_llama_pro)
+_SHAPED: dict = {}  # shapes by what shapes them, in this process (a plan and its fixes build few)
+
+
+def model_shape(cfg: Config, head: str = "causal_lm") -> Shape:
+    """``cfg``'s model with what ``finetuning_type`` trains, as a ``Shape``: built on the meta device once, then read
+    from ``TUNEKIT_HOME`` (so that a second plan of the same model imports no torch)."""
+    key = _shape_key(cfg, head)
     if key not in _SHAPED:
-        _SHAPED.clear()  # one model's shapes at a time
-        _SHAPED[key] = _meta_model(cfg, head)
+        cached = _cache("shapes", key)
+        if cached is None:
+            model, config = meta_model(cfg, head)
+            groups: dict = {}
+            for name, p in model.named_parameters():
+                group = (tuple(p.shape), p.requires_grad, "embed" in name or "lm_head" in name)
+                groups[group] = groups.get(group, 0) + 1
+            cached = {"sizes": _sizes(config), "groups": [[list(d), t, s, n] for (d, t, s), n in groups.items()]}
+            _cache("shapes", key, cached)
+        _SHAPED[key] = Shape(**cached)
     return _SHAPED[key]
 
 
-def _meta_model(cfg: Config, head: str):
+def _shape_key(cfg: Config, head: str) -> str:
+    """What a model's shape depends on: the keys that shape it, its ``config.json`` where it is a folder (a hub id or
+    an alias names one config), the adapter it continues and the versions of the libraries that build it."""
+    from importlib.metadata import version
+
+    adapter = (cfg.adapter_name_or_path or "").split(",")[-1].strip()
+    files = [Path(cfg.model_name_or_path).expanduser() / "config.json"]
+    files += [Path(adapter) / "adapter_config.json"] if adapter else []
+    return json.dumps([cfg.model_name_or_path, head, cfg.finetuning_type, cfg.lora_rank, cfg.lora_target,
+                       cfg.additional_target, cfg.use_dora, cfg.adapter_name_or_path, cfg.freeze_trainable_layers,
+                       cfg.freeze_trainable_modules, cfg.freeze_extra_modules, cfg.use_llama_pro,
+                       [f.read_text() for f in files if f.is_file()],
+                       version("transformers"), version("peft"), _CACHE_VERSION], default=str)
+
+
+def meta_model(cfg: Config, head: str = "causal_lm"):
+    """(the model with what ``finetuning_type`` trains, built on the meta device: every shape, no memory; its config)."""
     import torch
     import transformers
 
@@ -213,41 +250,41 @@ def _meta_model(cfg: Config, head: str):
     return attach_adapters(model, shaped), config
 
 
-def _bytes_of(model, cfg: Config, cuda: bool) -> tuple[int, int, int]:
+def _bytes_of(shape: Shape, cfg: Config, cuda: bool) -> tuple[int, int, int]:
     """(parameters, trainable parameters, bytes the weights take)."""
     total = trainable = weight_bytes = 0
     half = cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16 or cfg.quantization_bit is not None)
-    for name, p in model.named_parameters():
-        n = p.numel()
+    for dims, train, special, count in shape.groups:
+        n = math.prod(dims) * count
         total += n
-        if p.requires_grad:
+        if train:
             trainable += n
             weight_bytes += 4 * n if not cfg.pure_bf16 else 2 * n
-        elif cfg.quantization_bit and p.dim() == 2 and "embed" not in name and "lm_head" not in name:
+        elif cfg.quantization_bit and len(dims) == 2 and not special:
             weight_bytes += n * cfg.quantization_bit / 8 * 1.07  # blocks of 64 with a scale each
         else:
             weight_bytes += (2 if half else 4) * n
     return total, trainable, int(weight_bytes)
 
 
-def _optimizer_bytes(model, cfg: Config) -> int:
+def _optimizer_bytes(shape: Shape, cfg: Config) -> int:
     """The optimizer's state for the trainable parameters."""
-    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    params = shape.parameters(trainable=True)
     if cfg.use_galore:  # moments of the projected (rank x n) gradients, plus the projections
         total = 0
-        for _, p in params:
-            if p.dim() == 2:
-                rows, cols = p.shape
-                total += 4 * cfg.galore_rank * (2 * max(rows, cols) + min(rows, cols))
+        for dims, count in params:
+            if len(dims) == 2:
+                total += count * 4 * cfg.galore_rank * (2 * max(dims) + min(dims))
             else:
-                total += 8 * p.numel()
+                total += count * 8 * math.prod(dims)
         return total
     if cfg.use_muon:  # one momentum for the hidden matrices, AdamW's two moments for the rest
-        return sum(4 * p.numel() if p.dim() == 2 and "embed" not in n and "lm_head" not in n else 8 * p.numel()
-                   for n, p in params)
+        hidden = sum(math.prod(d) * n for d, n in shape.parameters(trainable=True, embedding_or_head=False)
+                     if len(d) == 2)
+        return 4 * hidden + 8 * (sum(math.prod(d) * n for d, n in params) - hidden)
     optim = cfg.optim.lower()
     per = 2 if "8bit" in optim else 0 if optim == "sgd" else 1 if "adafactor" in optim else 8
-    return per * sum(p.numel() for _, p in params)
+    return per * sum(math.prod(d) * n for d, n in params)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -263,8 +300,7 @@ def estimate(cfg: Config, stage, *, length: int | None = None, rows: int | None 
     ``free``: memory free for it (default: measured); ``checkpointing``: as decided (default: as the config says,
     else on only when the activations would take more than half of ``free``); ``rate``: this machine's
     matrix-multiply FLOP/s (default: measured once, cached)."""
-    model, config = meta_model(cfg, stage.head)
-    out = _estimate(cfg, stage, model, config, length or cfg.cutoff_len, cuda,
+    out = _estimate(cfg, stage, model_shape(cfg, stage.head), length or cfg.cutoff_len, cuda,
                     free if free is not None else free_memory(cuda), checkpointing, rate, gpus, fixes)
     if cfg.max_steps <= 0 and rows:
         per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world_size()
@@ -272,9 +308,10 @@ def estimate(cfg: Config, stage, *, length: int | None = None, rows: int | None 
     return out
 
 
-def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate, gpus, fixes) -> Estimate:
-    shape = _shape(config)
-    total, trainable, weight_bytes = _bytes_of(model, cfg, cuda)
+def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate, gpus, fixes,
+              gpu: GPU | None = None) -> Estimate:
+    shape = shaped.sizes
+    total, trainable, weight_bytes = _bytes_of(shaped, cfg, cuda)
     generating = stage.rewards is not None  # ppo, grpo sample their answers
     batch = cfg.per_device_train_batch_size * (1 if generating else stage.sequences_per_row)
     width = 2 if cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16) else 4  # bytes per activation value
@@ -301,13 +338,14 @@ def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate
             reference += _reward_model_bytes(cfg)
     allocator = 1.0 if cuda else CALIBRATION["allocator"]
     parts = {"runtime": 0 if cuda else int(CALIBRATION["runtime_bytes"]), "weights": weight_bytes,
-             "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(model, cfg) * allocator),
+             "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(shaped, cfg) * allocator),
              "activations": int(acts * allocator), "logits": int(logits * allocator), "reference": reference,
              "kv_cache": int(kv * allocator)}
     flops = step_flops(cfg, stage, shape, total, trainable, length, checkpointing)
     gen_tokens = cfg.max_new_tokens if generating else 0
     if cuda:
-        seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, torch_gpu_flops(), torch_gpu_bandwidth())
+        gpu = gpu or this_gpu()
+        seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, gpu.bf16_flops, gpu.bandwidth)
     else:
         rate = rate or machine_rate()
         per_token = CALIBRATION["token_overhead_cpu"] + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"]
@@ -321,7 +359,7 @@ def _estimate(cfg, stage, model, config, length, cuda, free, checkpointing, rate
                    gradient_checkpointing=checkpointing, device="cuda" if cuda else "cpu", free=free,
                    parameters=total, trainable=trainable, without_checkpointing=full_acts)
     if gpus:
-        out.gpus = [_on_gpu(cfg, stage, model, config, length, gpu) for gpu in GPUS]
+        out.gpus = [_on_gpu(cfg, stage, shaped, length, gpu) for gpu in GPUS]
     if fixes and not out.fits:
         out.fixes = _fixes(cfg, stage, length, cuda, free, rate, out)
     return out
@@ -336,7 +374,7 @@ def _reward_model_bytes(cfg: Config) -> int:
     return sum(p.stat().st_size for p in Path(cfg.reward_model).glob("*.safetensors"))
 
 
-def _shape(config) -> dict:
+def _sizes(config) -> dict:
     hidden = getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0)
     heads = getattr(config, "num_attention_heads", 1) or 1
     return {"hidden": hidden, "inner": getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden,
@@ -383,14 +421,10 @@ def _gpu_seconds(flops: float, gen_tokens: int, weight_bytes: int, peak: float, 
     return CALIBRATION["step_overhead_gpu"] + arithmetic + sampling
 
 
-def _on_gpu(cfg: Config, stage, model, config, length: int, gpu: GPU) -> dict:
+def _on_gpu(cfg: Config, stage, shaped: Shape, length: int, gpu: GPU) -> dict:
     on = dataclasses.replace(cfg, bf16=not cfg.fp16, pure_bf16=False)
-    planned = _estimate(on, stage, model, config, length, True, int(gpu.memory * 0.92), None, 1.0, False, False)
-    shape = _shape(config)
-    flops = step_flops(on, stage, shape, planned.parameters, planned.trainable, length, planned.gradient_checkpointing)
-    gen = cfg.max_new_tokens if stage.rewards is not None else 0
-    seconds = _gpu_seconds(flops, gen, planned.parts["weights"], gpu.bf16_flops, gpu.bandwidth)
-    seconds *= cfg.gradient_accumulation_steps
+    planned = _estimate(on, stage, shaped, length, True, int(gpu.memory * 0.92), None, 1.0, False, False, gpu)
+    seconds = planned.seconds_per_step
     out = {"name": gpu.name, "peak_memory_bytes": planned.peak, "fits": planned.peak <= gpu.memory * 0.92,
            "seconds_per_step": seconds}
     if stage.plain_loading is None:  # Unsloth applies: its own claim, about twice as fast
@@ -424,12 +458,42 @@ def _fixes(cfg: Config, stage, length: int, cuda: bool, free: int, rate, was: Es
     found = []
     for change, keys, new_length in tries:
         changed = dataclasses.replace(cfg, **keys)
-        model, config = meta_model(changed, stage.head)
-        new = _estimate(changed, stage, model, config, new_length, cuda, free, keys.get("gradient_checkpointing"),
+        new = _estimate(changed, stage, model_shape(changed, stage.head), new_length, cuda, free, keys.get("gradient_checkpointing"),
                         rate or 1.0, False, False)
         found.append({"change": change, "peak_memory_bytes": new.peak, "fits": new.fits})
     fitting = [f for f in found if f["fits"]]
     return fitting or found
+
+
+# ---------------------------------------------------------------------------------------------
+# what a plan keeps between calls (so that the second plan of a model and its data imports no torch)
+# ---------------------------------------------------------------------------------------------
+
+_CACHE_VERSION = 1  # bump when what is cached is computed differently
+_CACHE_ENTRIES = 64  # per section; the oldest go first
+
+
+def _cache(section: str, key: str, value=None):
+    """The value cached under ``key`` in ``TUNEKIT_HOME/plan_cache.json`` (None if none); with ``value``, store it."""
+    from .home import cache_home
+
+    path = cache_home() / "plan_cache.json"
+    try:
+        cached = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):  # a cache half written by another process: start again
+        cached = {}
+    entries = cached.setdefault(section, {})
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    if value is None:
+        return entries.get(digest)
+    entries.pop(digest, None)
+    entries[digest] = value
+    cached[section] = dict(list(entries.items())[-_CACHE_ENTRIES:])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".plan_cache-{os.getpid()}.json")
+    tmp.write_text(json.dumps(cached))
+    tmp.replace(path)
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -453,15 +517,16 @@ def machine_rate() -> float:
     cached in ``TUNEKIT_HOME`` by CPU and thread count."""
     import platform
 
-    import torch
+    threads = os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))
+    key = f"{platform.machine()}-{os.cpu_count()}-{threads}-{platform.processor() or 'cpu'}"
+    from .home import cache_home
 
-    from .models.builtin import cache_home
-
-    key = f"{platform.machine()}-{os.cpu_count()}-{torch.get_num_threads()}-{platform.processor() or 'cpu'}"
     path = cache_home() / "machine_rate.json"
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key in cached:
         return float(cached[key])
+    import torch
+
     a, b = torch.randn(512, 1024), torch.randn(1024, 2048)
     a @ b
     start, count = time.perf_counter(), 0
@@ -474,33 +539,53 @@ def machine_rate() -> float:
     return rate
 
 
-def torch_gpu_flops() -> float:
-    """The current GPU's dense bf16 throughput: the published figure of the closest ``GPUS`` entry by name."""
-    gpu = _this_gpu()
-    return gpu.bf16_flops if gpu else 100e12
+def cuda_here() -> bool:
+    """Whether torch sees a GPU; on a machine with no NVIDIA driver, answered without importing torch."""
+    import sys
 
-
-def torch_gpu_bandwidth() -> float:
-    gpu = _this_gpu()
-    return gpu.bandwidth if gpu else 1000e9
-
-
-def _this_gpu() -> GPU | None:
+    if "torch" not in sys.modules and not any(Path(p).exists() for p in ("/proc/driver/nvidia/version", "/dev/nvidiactl")):
+        return False
     import torch
 
-    if not torch.cuda.is_available():
-        return None
-    name = torch.cuda.get_device_name(0)
-    return next((g for g in GPUS if g.name.split()[0] in name), GPU("H200", 141 * GIB, 989e12, 4800e9)
-                if "H200" in name else None)
+    return torch.cuda.is_available()
+
+
+def this_gpu() -> GPU:
+    """The GPU torch uses, with the published figures of the ``GPUS`` entry its name matches (an H200's own; another
+    GPU's a middling guess: 100 TFLOP/s, 1 TB/s)."""
+    import torch
+
+    name, memory = torch.cuda.get_device_name(0), torch.cuda.get_device_properties(0).total_memory
+    if "H200" in name:
+        return GPU(name, memory, 989e12, 4800e9)
+    return next((g for g in GPUS if g.name.split()[0] in name), GPU(name, memory, 100e12, 1000e9))
 
 
 def sample_length(cfg: Config, stage, sample: int = 200) -> tuple[int, int | None]:
     """(the tokens of the longest of the first ``sample`` rows, capped at ``cutoff_len``; the training rows): packed
     rows are ``cutoff_len`` long; where the rows cannot be read here (saved rows, a hub set offline), ``cutoff_len``
-    and None."""
-    if cfg.tokenized_path:
+    and None. The rows' lengths are cached by the data's files and the keys that shape the rows (not ``cutoff_len``,
+    the batch or the optimizer), so that changing those plans again without reading the rows."""
+    if cfg.tokenized_path or stage.packed(cfg):
         return cfg.cutoff_len, None
+    key = _rows_key(cfg, stage, sample)
+    found = _cache("lengths", key) if key else None
+    if found is None:
+        found = _read_lengths(cfg, stage, sample)
+        if found is None:  # no rows here
+            return cfg.cutoff_len, None
+        if key and (found["lengths"] is not None or Path(cfg.model_name_or_path).is_dir()):
+            _cache("lengths", key, found)  # (a hub tokenizer that cannot be read offline may be read later)
+    if not found["lengths"]:  # no tokenizer here (a folder with only config.json): the longest rows cutoff_len allows
+        return cfg.cutoff_len, found["rows"]
+    longest = max(found["lengths"])
+    if stage.rewards is not None:  # sampling stages: the prompt and the answer share cutoff_len
+        longest += cfg.max_new_tokens
+    return min(cfg.cutoff_len, longest), found["rows"]
+
+
+def _read_lengths(cfg: Config, stage, sample: int) -> dict | None:
+    """{"lengths": the first rows' tokens (None without a tokenizer), "rows": the training rows}; None without rows."""
     from .data import load_rows, row_length
     from .errors import TunekitError
     from .models import load_tokenizer
@@ -508,15 +593,47 @@ def sample_length(cfg: Config, stage, sample: int = 200) -> tuple[int, int | Non
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # the data's own lines come with the run
             part = load_rows(dataclasses.replace(cfg, do_train=True), stage.rows)["train"]
-        if stage.packed(cfg):
-            return cfg.cutoff_len, None
+    except (TunekitError, OSError, ValueError):
+        return None
+    try:
         tokenizer = load_tokenizer(cfg)
-    except (TunekitError, OSError, ValueError):  # no rows or no tokenizer here: the longest rows cutoff_len allows
-        return cfg.cutoff_len, None
-    longest = max((row_length(tokenizer, part[i]) for i in range(min(sample, len(part)))), default=cfg.cutoff_len)
-    if stage.rewards is not None:  # sampling stages: the prompt and the answer share cutoff_len
-        longest += cfg.max_new_tokens
-    return min(cfg.cutoff_len, longest), len(part)
+    except (TunekitError, OSError, ValueError):
+        return {"lengths": None, "rows": len(part)}
+    return {"lengths": [row_length(tokenizer, part[i]) for i in range(min(sample, len(part)))], "rows": len(part)}
+
+
+_NOT_ROWS = ("cutoff_len", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+             "learning_rate", "num_train_epochs", "max_steps", "gradient_checkpointing", "output_dir",
+             "overwrite_output_dir", "logging_steps", "save_steps", "eval_steps", "optim", "finetuning_type", "bf16",
+             "fp16", "pure_bf16", "quantization_bit", "max_new_tokens", "num_generations", "backend", "report_to",
+             "plot_loss", "warmup_ratio", "warmup_steps", "weight_decay", "lr_scheduler_type", "max_grad_norm",
+             "pref_beta", "pref_loss", "ppo_epochs", "ppo_buffer_size")  # keys that do not change the rows read
+
+
+def _rows_key(cfg: Config, stage, sample: int) -> str | None:
+    """What the first rows' lengths depend on: the keys that shape the rows (every key but ``_NOT_ROWS`` and the
+    optimizer's and adapters' own) and each data file's size and time; None where a set is not files here (rows in
+    memory are named by their fingerprint, so they are keyed too; a hub set is read each time)."""
+    from .data import find_set
+    from .data.registry import data_files
+    from .errors import TunekitError
+
+    stamps = []
+    for name in [n.strip() for n in (cfg.dataset or "").split(",") if n.strip()]:
+        try:
+            entry = find_set(name, cfg.dataset_dir, cfg.dataset_split)
+            if entry.hf_hub_url and not entry.file_name:
+                return None
+            files = [] if entry.rows is not None else data_files(entry)
+        except (TunekitError, OSError, ValueError):
+            return None
+        stamps.append([name, [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in map(Path, files)]])
+    keys = {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in _NOT_ROWS and not k.startswith(("lora_", "galore_", "muon_", "badam_", "apollo_", "freeze_"))}
+    model = Path(cfg.model_name_or_path).expanduser()  # a folder's files: whether it has a tokenizer, and which
+    files = sorted([f.name, f.stat().st_mtime_ns] for f in model.iterdir() if f.is_file()) if model.is_dir() else []
+    return json.dumps([stage.name, stage.rows, sample, keys, stamps, files, _CACHE_VERSION], default=str,
+                      sort_keys=True)
 
 
 def against_measurement(est: Estimate, log: list[dict]) -> dict:

@@ -67,7 +67,6 @@ class ConfigPanel(StaticCopy, widgets.VBox):
             control.observe(lambda _change: self._check(), names="value")
         self.message = widgets.HTML()
         self.plan = widgets.HTML()  # the predicted peak memory and time of the form's run (tunekit/estimate.py)
-        self._lengths: dict = {}  # the rows' length, per data set and template (read once)
         self.path = widgets.Text(value="my_config.yaml", description="file", layout=widgets.Layout(width="300px"))
         self.save_button = widgets.Button(description="Save YAML", icon="save")
         self.save_button.on_click(lambda _button: self._save_clicked())
@@ -124,12 +123,8 @@ class ConfigPanel(StaticCopy, widgets.VBox):
         from tunekit.estimate import estimate, sample_length
 
         stage = STAGES[cfg.stage]
-        key = (cfg.stage, cfg.dataset, cfg.dataset_dir, cfg.model_name_or_path, cfg.template, cfg.cutoff_len,
-               cfg.max_new_tokens, cfg.max_samples, cfg.packing, cfg.val_size)
-        try:
-            if key not in self._lengths:
-                self._lengths[key] = sample_length(cfg, stage)
-            length, rows = self._lengths[key]
+        try:  # the rows' lengths and the model's shape are read once, then cached (tunekit/estimate.py)
+            length, rows = sample_length(cfg, stage)
             predicted = estimate(cfg, stage, length=length, rows=rows, gpus=False)
         except TunekitError as error:
             return f"<span style='color:#b00'>plan: {escape(error)}</span>"

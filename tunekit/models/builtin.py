@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from ..home import cache_home
 from ..templates import ensure_chat_template
 from ..errors import ConfigError
 
@@ -27,11 +27,6 @@ TINY = "tiny-random-llama"
 ALIASES = (SMOLLM2, TINY)
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _TINY_VERSION = "2"  # bump when the tiny model's recipe changes: its cache folder name changes with it
-
-
-def cache_home() -> Path:
-    """Where built-in models are cached: ``$TUNEKIT_HOME`` or ``~/.cache/tunekit``."""
-    return Path(os.environ.get("TUNEKIT_HOME") or Path.home() / ".cache" / "tunekit")
 
 
 def _atomic_build(target: Path, build) -> Path:
