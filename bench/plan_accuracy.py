@@ -25,6 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MEMORY_BAND, TIME_BAND = (0.8, 1.25), (0.7, 1.4)
 MODELS = {"tiny": "tiny-random-llama", "smollm2": "smollm2-135m-instruct"}
+STEPS = {"tiny": 16, "smollm2": 6}  # the median of the steps after the first is measured
 STAGES = {  # stage: keys (rows longer than cutoff_len, so that every batch has the length the plan assumes)
     "pt": {"dataset": "c4_demo"},
     "sft": {"dataset": "alpaca_en_demo"},
@@ -68,7 +69,9 @@ def main() -> int:
     parser.add_argument("--models", default="tiny,smollm2")
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--batches", default="2,4")
-    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=None,
+                        help="steps per run (default: 16 on the tiny model, whose steps take milliseconds and vary "
+                             "by a third from one to the next; 6 on SmolLM2)")
     args = parser.parse_args()
     rows = []
     print(f"{'model':<8} {'stage':<5} {'batch':>5} {'ckpt':>4} {'peak pred':>10} {'measured':>9} {'ratio':>6} "
@@ -80,7 +83,7 @@ def main() -> int:
             for stage in args.stages.split(","):
                 for batch in (int(b) for b in args.batches.split(",")):
                     for checkpointing in ((False,) if stage == "ppo" else (False, True)):  # ppo: its own loop
-                        row = run(model, stage, batch, checkpointing, folder, args.steps)
+                        row = run(model, stage, batch, checkpointing, folder, args.steps or STEPS[model])
                         rows.append(row)
                         if "error" in row:
                             print(f"{model:<8} {stage:<5} {batch:>5} {'on' if checkpointing else 'off':>4} "

@@ -70,8 +70,10 @@ CALIBRATION = {
     "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
     "step_overhead_cpu": 0.03,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
     "reference_overhead_cpu": 0.035,  # ... and for a trl trainer that also scores with a reference (dpo, kto)
-    "token_overhead_cpu": 0.002,  # seconds per sampled token besides the arithmetic (generate's loop) ...
-    "token_layer_overhead_cpu": 0.0025,  # ... and per layer (each layer's kernels are launched once per token)
+    "token_overhead_cpu": 0.002,  # seconds per sampled token besides reading the weights (generate's loop) ...
+    "token_layer_overhead_cpu": 0.002,  # ... and per layer (each layer's kernels are launched once per token)
+    "sampling_bandwidth_cpu": 0.14,  # the share of the measured memory bandwidth that a sampled token's reads of
+    # every weight reach on a CPU (generate's many small kernels, on two threads)
     "efficiency_gpu": 0.35,  # model FLOPs utilisation of a plain training step on a GPU
     "step_overhead_gpu": 0.03,
     "unsloth_speed": 2.0,  # Unsloth's claim: about twice the plain path's speed ...
@@ -349,6 +351,8 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
     else:
         rate = rate or machine_rate()
         per_token = CALIBRATION["token_overhead_cpu"] + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"]
+        if gen_tokens:  # each new token reads every weight once (as on a GPU), at what generate reaches here
+            per_token += weight_bytes / (machine_rate("bandwidth") * CALIBRATION["sampling_bandwidth_cpu"])
         overhead = CALIBRATION["step_overhead_cpu"] + (
             CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0)
         seconds = overhead + flops / (rate * CALIBRATION["efficiency_cpu"]) + gen_tokens * per_token
@@ -512,28 +516,35 @@ def free_memory(cuda: bool) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def machine_rate() -> float:
-    """This machine's fp32 matrix-multiply rate (FLOP/s) with torch's threads: probed once (about a second) and
-    cached in ``TUNEKIT_HOME`` by CPU and thread count."""
+def machine_rate(what: str = "matmul") -> float:
+    """This machine's fp32 matrix-multiply rate (FLOP/s) with torch's threads, or with ``what="bandwidth"`` the rate
+    at which it reads memory (bytes/s): probed once (about a second) and cached in ``TUNEKIT_HOME`` by CPU and thread
+    count."""
     import platform
+
+    from .home import cache_home
 
     threads = os.environ.get("OMP_NUM_THREADS") or len(os.sched_getaffinity(0))
     key = f"{platform.machine()}-{os.cpu_count()}-{threads}-{platform.processor() or 'cpu'}"
-    from .home import cache_home
-
+    key += "" if what == "matmul" else f"-{what}"
     path = cache_home() / "machine_rate.json"
     cached = json.loads(path.read_text()) if path.is_file() else {}
     if key in cached:
         return float(cached[key])
     import torch
 
-    a, b = torch.randn(512, 1024), torch.randn(1024, 2048)
-    a @ b
+    if what == "matmul":
+        a, b = torch.randn(512, 1024), torch.randn(1024, 2048)
+        work, done = lambda: a @ b, 2 * 512 * 1024 * 2048
+    else:  # 256 MiB summed: far more than any cache holds
+        a = torch.randn(64 * 2**20)
+        work, done = a.sum, a.numel() * 4
+    work()
     start, count = time.perf_counter(), 0
-    while time.perf_counter() - start < 0.8:
-        a @ b
+    while time.perf_counter() - start < 0.6:
+        work()
         count += 1
-    rate = 2 * 512 * 1024 * 2048 * count / (time.perf_counter() - start)
+    rate = done * count / (time.perf_counter() - start)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cached | {key: rate}))
     return rate
