@@ -128,7 +128,7 @@ def test_no_method_is_assigned_on_a_trainer_instance():
 
 
 def test_every_stage_is_described_once_and_completely():
-    assert list(STAGES) == ["pt", "sft", "rm", "ppo", "dpo", "kto", "grpo"]
+    assert list(STAGES) == ["pt", "sft", "rm", "ppo", "dpo", "kto", "grpo", "rloo", "distill"]
     for name, stage in STAGES.items():
         assert isinstance(stage, Stage) and stage.name == name
         assert stage.rows in KINDS
@@ -138,7 +138,8 @@ def test_every_stage_is_described_once_and_completely():
         module = ENGINE / "stages" / f"{name}.py"
         assert module.read_text().count("STAGE = Stage(") == 1
     assert [s.name for s in STAGES.values() if not s.multi_process] == ["ppo"]
-    assert [s.name for s in STAGES.values() if s.rewards] == ["ppo", "grpo"]
+    assert [s.name for s in STAGES.values() if s.rewards] == ["ppo", "grpo", "rloo"]
+    assert [s.name for s in STAGES.values() if s.samples] == ["ppo", "grpo", "rloo", "distill"]
 
 
 def test_trainers_are_subclasses_with_the_safety_mixin(tiny):

@@ -316,6 +316,8 @@ STAGES = {  # stage: (format, keys)
     "grpo": ("prompt", {"num_generations": 2, "max_new_tokens": 4, "reward_funcs": "accuracy"}),
     "ppo": ("prompt_conversational", {"reward_model_type": "function", "reward_model": "your_data_rewards:says_four",
                                       "max_new_tokens": 4}),
+    "rloo": ("prompt", {"num_generations": 2, "max_new_tokens": 4, "reward_funcs": "accuracy"}),
+    "distill": ("prompt_completion", {"teacher_model": "tiny-random-llama", "max_new_tokens": 4}),
 }
 
 
@@ -374,6 +376,7 @@ def test_every_stage_trains_from_the_cli_on_a_file_with_keys_and_no_yaml(stage, 
     proc, folder = cli_runs[stage]
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert f"dataset '{folder / 'rows.jsonl'}' (a file): trl" in proc.stdout + proc.stderr
+    assert "[tunekit] plan: about " in proc.stdout and "plan against measurement" in proc.stdout  # before and after
     state = json.loads((folder / "out" / "trainer_state.json").read_text())
     assert state["global_step"] == 1
 

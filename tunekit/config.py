@@ -34,6 +34,7 @@ LR_SCHEDULERS = (
     "linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
     "inverse_sqrt", "reduce_lr_on_plateau", "cosine_with_min_lr", "warmup_stable_decay",
 )
+GRPO_LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")  # trl 1.16's GRPOConfig
 GGUF_TYPES = ("f16", "q8_0")  # export_gguf: the GGUF file's weight types (tunekit/gguf.py writes them)
 EVAL_STRATEGIES = ("no", "steps", "epoch")
 SAVE_STRATEGIES = ("no", "steps", "epoch", "best")
@@ -45,18 +46,22 @@ _CHOICES = {
     "backend": BACKENDS,
     "reward_model_type": REWARD_MODEL_TYPES,
     "lr_scheduler_type": LR_SCHEDULERS,
+    "loss_type": GRPO_LOSS_TYPES,
+    "importance_sampling_level": ("token", "sequence"),
+    "scale_rewards": ("group", "batch", "none"),
 }
 # Sizes that must be >= 1, and numbers that must be >= 0.
 _POSITIVE = (
     "cutoff_len", "per_device_train_batch_size", "per_device_eval_batch_size",
     "gradient_accumulation_steps", "lora_rank", "logging_steps", "save_steps", "max_new_tokens",
-    "ppo_epochs", "ppo_buffer_size", "max_samples", "lora_alpha", "ppo_horizon",
+    "ppo_epochs", "ppo_buffer_size", "max_samples", "lora_alpha", "ppo_horizon", "num_iterations",
 )
 _NON_NEGATIVE = (
     "learning_rate", "num_train_epochs", "warmup_ratio", "warmup_steps", "weight_decay", "lora_dropout",
     "val_size", "pref_beta", "pref_ftx", "simpo_gamma", "kto_chosen_weight", "kto_rejected_weight",
     "max_grad_norm", "temperature", "top_p", "top_k", "ppo_target", "ppo_gamma", "ppo_lambda", "ppo_cliprange",
-    "ppo_cliprange_value", "ppo_vf_coef", "ppo_init_kl_coef",
+    "ppo_cliprange_value", "ppo_vf_coef", "ppo_init_kl_coef", "epsilon", "epsilon_high", "delta",
+    "top_entropy_quantile", "lmbda",
 )
 
 
@@ -135,6 +140,20 @@ class Config:
     num_generations_eval: int | None = None  # answers per held-out prompt in the trainer's evaluation (trl's key); default num_generations
     reward_funcs: str = "accuracy,format"  # comma list: accuracy, format, length (tunekit/rewards.py), module:function
     reward_weights: str | None = None  # one number per reward (reward_model last); default: 1 each
+    # grpo's variants (and rloo's clipping): trl's keys, names and defaults, passed to its config (README "GRPO's
+    # variants"); grpo: dapo's loss, clip-higher and sequence-level ratios are Dr. GRPO, DAPO and GSPO
+    loss_type: str = "dapo"  # grpo: how the token losses are averaged: grpo (per answer), dr_grpo, dapo, bnpo, ...
+    importance_sampling_level: str = "token"  # grpo: token, or sequence (GSPO: one ratio per answer)
+    scale_rewards: str = "group"  # grpo: advantages divided by the group's spread, the batch's, or none (Dr. GRPO)
+    epsilon: float = 0.2  # grpo, rloo: the policy ratio is clipped to [1 - epsilon, 1 + epsilon_high]
+    epsilon_high: float | None = None  # grpo, rloo: the upper clip (DAPO's clip-higher: 0.28); default epsilon
+    delta: float | None = None  # grpo: a second upper bound on the ratio for negative advantages (two-sided GRPO)
+    mask_truncated_completions: bool = False  # grpo, rloo: answers cut at max_new_tokens carry no loss (DAPO)
+    num_iterations: int = 1  # grpo, rloo: updates per batch of answers (the ratio moves from 1 after the first)
+    top_entropy_quantile: float = 1.0  # grpo: only this share of answer tokens, the most uncertain, carry the loss
+    # distill: on-policy distillation (pref_beta is its divergence: 0 forward KL, 1 reverse KL, between: JSD)
+    teacher_model: str | None = None  # the teacher: a model folder, a tunekit output (adapter), a hub id or alias
+    lmbda: float = 1.0  # distill: the share of steps on the student's own answers (the rest: the data's answers)
     # --- dataset -----------------------------------------------------------------------------
     dataset: str | None = None  # comma list: names in dataset_info.json, files or folders, hub ids (org/name[:split])
     eval_dataset: str | None = None  # held-out sets, named as dataset is
@@ -303,6 +322,8 @@ def read_config(source: str | os.PathLike | dict | Config | None = None, *args: 
             raw["gradient_checkpointing"] = False
     if "do_train" not in raw and any(_convert(raw.get(k), bool) is True for k in ("do_eval", "do_predict")):
         raw["do_train"] = False  # LLaMA-Factory's default: a config that evaluates or predicts trains only if it says so
+    if isinstance(raw.get("scale_rewards"), bool):  # trl's spelling: true = group, false = none
+        raw["scale_rewards"] = "group" if raw["scale_rewards"] else "none"
     if "use_unsloth" in raw:  # LLaMA-Factory's switch: true = backend: unsloth, false = backend: hf
         use = _coerce("use_unsloth", raw.pop("use_unsloth"), bool)
         raw.setdefault("backend", "unsloth" if use else "hf")
@@ -442,6 +463,9 @@ def _check(cfg: Config) -> None:
         value = getattr(cfg, key)
         if value is not None and value < 0:
             raise ConfigError(f"{key}={value!r} must not be negative")
+    for key in ("lmbda", "top_entropy_quantile"):
+        if getattr(cfg, key) > 1:
+            raise ConfigError(f"{key}={getattr(cfg, key)!r} is a share: give a number from 0 to 1")
     for key in ("model_name_or_path", "output_dir"):
         if not str(getattr(cfg, key)).strip():
             raise ConfigError(f"{key} is empty; remove the line to use the default ({getattr(Config, key)})")

@@ -314,7 +314,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
               gpu: GPU | None = None) -> Estimate:
     shape = shaped.sizes
     total, trainable, weight_bytes = _bytes_of(shaped, cfg, cuda)
-    generating = stage.rewards is not None  # ppo, grpo sample their answers
+    generating = stage.samples  # ppo, grpo, rloo, distill sample their answers
     batch = cfg.per_device_train_batch_size * (1 if generating else stage.sequences_per_row)
     width = 2 if cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16) else 4  # bytes per activation value
     full_acts = activation_bytes(shape, batch, length, False, width)
@@ -338,6 +338,8 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
         kv = 2 * shape["layers"] * shape["kv_heads"] * head_dim * answers * cfg.cutoff_len * width
         if cfg.reward_model and Path(cfg.reward_model).is_dir():  # an rm output scores the samples (ppo, grpo)
             reference += _reward_model_bytes(cfg)
+    if stage.teacher and cfg.teacher_model:  # distill: the teacher's weights, frozen, at the run's precision
+        reference += teacher_parameters(cfg) * (2 if cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16) else 4)
     allocator = 1.0 if cuda else CALIBRATION["allocator"]
     parts = {"runtime": 0 if cuda else int(CALIBRATION["runtime_bytes"]), "weights": weight_bytes,
              "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(shaped, cfg) * allocator),
@@ -367,6 +369,15 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
     if fixes and not out.fits:
         out.fixes = _fixes(cfg, stage, length, cuda, free, rate, out)
     return out
+
+
+def teacher_parameters(cfg: Config) -> int:
+    """The parameters of ``teacher_model`` (a tunekit output with an adapter counts its base's), from its config."""
+    teacher = Path(cfg.teacher_model)
+    adapter = teacher / "adapter_config.json"
+    name = json.loads(adapter.read_text()).get("base_model_name_or_path") if adapter.is_file() else cfg.teacher_model
+    whole = dataclasses.replace(cfg, model_name_or_path=name, finetuning_type="full", adapter_name_or_path=None)
+    return sum(math.prod(dims) * count for dims, count in model_shape(whole).parameters())
 
 
 def _reference_free(cfg: Config) -> bool:
@@ -404,7 +415,7 @@ def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, leng
     """One micro-batch's floating-point operations: forward 2N per token, backward 2N (the activations' gradients)
     plus 2N for the weights' where they train, a second forward with checkpointing, attention's L^2 terms;
     a reference forward (dpo, kto with a reference) and, for sampling stages, 2N per new token."""
-    generating = stage.rewards is not None
+    generating = stage.samples
     rows = cfg.per_device_train_batch_size * (1 if generating else stage.sequences_per_row)
     tokens = rows * length
     weights_grad = 2 * total if cfg.finetuning_type != "lora" and trainable > total / 2 else 2 * trainable
@@ -414,6 +425,8 @@ def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, leng
     flops = tokens * (per_token + attention) * passes
     if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
         flops += tokens * total  # the reference model's forward pass (without gradients: about half a training one's)
+    if stage.teacher and cfg.teacher_model:
+        flops += tokens * 2 * teacher_parameters(cfg)  # the teacher's forward over the same tokens
     if generating:
         flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * total
     return flops * (1 if stage.trainer_loop else cfg.ppo_buffer_size)
@@ -473,7 +486,7 @@ def _fixes(cfg: Config, stage, length: int, cuda: bool, free: int, rate, was: Es
 # what a plan keeps between calls (so that the second plan of a model and its data imports no torch)
 # ---------------------------------------------------------------------------------------------
 
-_CACHE_VERSION = 1  # bump when what is cached is computed differently
+_CACHE_VERSION = 2  # bump when what is cached is computed differently
 _CACHE_ENTRIES = 64  # per section; the oldest go first
 
 
@@ -590,7 +603,7 @@ def sample_length(cfg: Config, stage, sample: int = 200) -> tuple[int, int | Non
     if not found["lengths"]:  # no tokenizer here (a folder with only config.json): the longest rows cutoff_len allows
         return cfg.cutoff_len, found["rows"]
     longest = max(found["lengths"])
-    if stage.rewards is not None:  # sampling stages: the prompt and the answer share cutoff_len
+    if stage.samples:  # sampling stages: the prompt and the answer share cutoff_len
         longest += cfg.max_new_tokens
     return min(cfg.cutoff_len, longest), found["rows"]
 
@@ -610,7 +623,13 @@ def _read_lengths(cfg: Config, stage, sample: int) -> dict | None:
         tokenizer = load_tokenizer(cfg)
     except (TunekitError, OSError, ValueError):
         return {"lengths": None, "rows": len(part)}
-    return {"lengths": [row_length(tokenizer, part[i]) for i in range(min(sample, len(part)))], "rows": len(part)}
+    if stage.samples:  # the prompt, which the sampled answer follows (prompt-only rows have no answer to count)
+        from .data import prompt_ids, split_answer
+
+        length = lambda row: len(prompt_ids(tokenizer, split_answer(row["messages"])[0], row.get("tools")))
+    else:
+        length = lambda row: row_length(tokenizer, row)
+    return {"lengths": [length(part[i]) for i in range(min(sample, len(part)))], "rows": len(part)}
 
 
 _NOT_ROWS = ("cutoff_len", "per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",

@@ -44,6 +44,9 @@ def load_config(source: str | os.PathLike | dict | Config | None = None, *args: 
 
         overrides = {**overrides, **remember(data)}
     raw = read_config(source, *args, **overrides)
+    stage = STAGES.get(raw.get("stage", Config.stage))
+    for key, value in (stage.defaults if stage else {}).items():  # a stage's own defaults, where the config is silent
+        raw.setdefault(key, value)
     import_first(raw)
     cfg = validate(raw)
     stage = stage_of(cfg)

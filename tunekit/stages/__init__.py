@@ -8,11 +8,11 @@ line in this table, its test and its notebook.
 from __future__ import annotations
 
 from ..config import Config, not_one_of
-from . import dpo, grpo, kto, ppo, pt, rm, sft
+from . import distill, dpo, grpo, kto, ppo, pt, rloo, rm, sft
 from .base import Parts, Stage
 
 STAGES: dict[str, Stage] = {s.name: s for s in (pt.STAGE, sft.STAGE, rm.STAGE, ppo.STAGE, dpo.STAGE, kto.STAGE,
-                                                grpo.STAGE)}
+                                                grpo.STAGE, rloo.STAGE, distill.STAGE)}
 
 
 def stage_of(cfg: Config) -> Stage:

@@ -47,7 +47,10 @@ class Stage:
     fused_lm_head: Callable[[Config], bool] = _never  # does its trl trainer use trl's fused LM head?
     plain_loading: str | None = None  # why backend: unsloth still loads its model with plain transformers
     rewards: Callable[..., Any] | None = None  # (cfg, reward_fn) -> its reward function(s), checked before loading
+    samples: bool = False  # does it sample answers while it trains (ppo, grpo, rloo, distill)?
+    teacher: bool = False  # does a second model (teacher_model) score every token (distill)?
     config_keys: tuple[str, ...] = ()  # keys of its own that the ConfigPanel shows (pref_beta, ...)
+    defaults: dict = field(default_factory=dict)  # keys whose default is another for this stage (distill's pref_beta)
     predict: str | None = None  # what do_predict writes per held-out row: "generate" (answers) or "score" (rewards)
     perplexity: bool = False  # does its evaluation report perplexity (the exp of the held-out loss)?
 

@@ -18,6 +18,25 @@ training; default ``num_generations``: 1 measures the held-out rewards at a quar
 disabled), ``cutoff_len`` (prompt + answer; longer prompts are left out).
 Logged: ``reward`` (weighted total), ``rewards/<name>/mean`` per function, ``reward_group_std`` (the
 spread within groups, the learning signal), ``kl``, ``completions/mean_length``, ``clip_ratio/*``.
+
+The variants people run are keys of trl's ``GRPOConfig``, passed through with trl's names and defaults:
+
+- ``loss_type`` says how the token losses are averaged: ``grpo`` over each answer's own tokens, then over the
+  answers (short right answers and long wrong ones weigh more per token: a length bias); ``dr_grpo`` (Dr. GRPO) over
+  a constant (``max_new_tokens`` times the answers), so no answer's length changes its tokens' weight; ``dapo`` (trl's
+  default) over all the batch's answer tokens together; ``bnpo`` over the local batch's tokens; ``cispo``, ``sapo``,
+  ``luspo`` and ``vespo`` clip or weight the ratio itself (trl's documentation says how).
+- ``scale_rewards``: each answer's advantage is its reward minus its group's mean, divided by the group's spread
+  (``group``), the batch's (``batch``) or nothing (``none``: Dr. GRPO's fix, since dividing by a small spread makes
+  too-easy and too-hard prompts weigh most).
+- ``epsilon`` and ``epsilon_high`` clip the ratio of new to old probabilities to [1 - epsilon, 1 + epsilon_high]: a
+  higher upper bound (DAPO's clip-higher, 0.28) lets unlikely tokens that were rewarded grow faster; ``delta`` adds
+  a second upper bound for negative advantages.
+- ``importance_sampling_level: sequence`` is GSPO: one ratio per answer (the mean of its tokens' log-ratios) is
+  clipped instead of one per token, which keeps a few extreme tokens from moving a whole update.
+- ``mask_truncated_completions`` leaves answers cut at ``max_new_tokens`` out of the loss (DAPO: their reward says
+  little); ``num_iterations`` updates more than once on each batch of answers (the ratio, and so the clip, only
+  matters then, or with accumulation); ``top_entropy_quantile`` keeps the loss on the most uncertain share of tokens.
 """
 
 from __future__ import annotations
@@ -147,6 +166,25 @@ class GroupSpread:
         return per_function
 
 
+VARIANT_KEYS = ("loss_type", "importance_sampling_level", "scale_rewards", "epsilon", "epsilon_high", "delta",
+                "mask_truncated_completions", "num_iterations", "top_entropy_quantile")  # trl's names, passed as set
+
+
+def trl_keys(cfg: Config, config_class, keys: tuple[str, ...]) -> dict:
+    """``keys`` of ``cfg`` for a trl config class; a key this trl does not have (an older trl, as Unsloth pins) is a
+    one-line error where the config changed it from its default, and left out where it did not."""
+    from dataclasses import fields
+
+    known = {f.name for f in fields(config_class)}
+    missing = [k for k in keys if k not in known and getattr(cfg, k) != getattr(Config, k)]
+    if missing:
+        import trl
+
+        raise ConfigError(f"{', '.join(missing)}: not a key of trl {trl.__version__}'s {config_class.__name__}; remove "
+                          f"it or install a trl that has it (trl >= 1.16 has them all)")
+    return {k: getattr(cfg, k) for k in keys if k in known}
+
+
 def build(p: Parts):
     from trl import GRPOConfig, GRPOTrainer  # imported here, after the backend (Unsloth patches trl)
 
@@ -159,6 +197,7 @@ def build(p: Parts):
         num_generations_eval=cfg.num_generations_eval,
         max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
         repetition_penalty=cfg.repetition_penalty, beta=cfg.pref_beta, reward_weights=weights,
+        **trl_keys(cfg, GRPOConfig, VARIANT_KEYS),
     )
     model, peft_config = split_fresh_adapter(cfg, p.model)  # the reference: the model with the adapter disabled
     functions = p.rewards if p.rewards is not None else reward_functions(cfg)
@@ -169,7 +208,7 @@ def build(p: Parts):
 
 STAGE = Stage(
     name="grpo", rows="prompt", prepare=prepare, build=build, show=show, check=check, rewards=reward_functions,
-    reference=True, fused_lm_head=lambda cfg: True, config_keys=("pref_beta", "num_generations", "reward_funcs"),
+    samples=True, reference=True, fused_lm_head=lambda cfg: True, config_keys=("pref_beta", "num_generations", "reward_funcs"),
     metrics=("reward", "rewards/*/mean", "reward_group_std", "kl", "completions/mean_length",
              "clip_ratio/region_mean", "loss"),
     chart=("reward", "rewards/*/mean", "reward_group_std", "kl"),  # *: each reward function, as it is logged

@@ -79,7 +79,7 @@ def build(p: Parts):
 
 STAGE = Stage(
     name="ppo", rows="prompt", prepare=prepare, build=build, show=show, check=check, rewards=reward_function,
-    multi_process=False, reference=True, trainer_loop=False,
+    multi_process=False, samples=True, reference=True, trainer_loop=False,
     plain_loading="tunekit's own PPO loop, with a value head and a reference beside the policy",
     metrics=("loss", "reward", "reward_norm", "kl", "kl_k3", "kl_coef", "entropy", "policy_loss", "value_loss",
              "clip_fraction", "approx_kl", "response_length", "eval_reward"),
