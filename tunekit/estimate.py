@@ -69,7 +69,9 @@ CALIBRATION = {
     "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
     "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
     "step_overhead_cpu": 0.03,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
-    "reference_overhead_cpu": 0.035,  # ... and for a trl trainer that also scores with a reference (dpo, kto)
+    "reference_overhead_cpu": 0.035,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
+    "checkpoint_layer_overhead_cpu": 0.008,  # ... and per layer with gradient checkpointing (its hooks, the saved
+    # input and the recomputation's launches: on the tiny model about as much as the step's arithmetic)
     "token_overhead_cpu": 0.002,  # seconds per sampled token besides reading the weights (generate's loop) ...
     "token_layer_overhead_cpu": 0.002,  # ... and per layer (each layer's kernels are launched once per token)
     "sampling_bandwidth_cpu": 0.14,  # the share of the measured memory bandwidth that a sampled token's reads of
@@ -356,7 +358,8 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
         if gen_tokens:  # each new token reads every weight once (as on a GPU), at what generate reaches here
             per_token += weight_bytes / (machine_rate("bandwidth") * CALIBRATION["sampling_bandwidth_cpu"])
         overhead = CALIBRATION["step_overhead_cpu"] + (
-            CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0)
+            CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0) + (
+            CALIBRATION["checkpoint_layer_overhead_cpu"] * shape["layers"] if checkpointing else 0)
         seconds = overhead + flops / (rate * CALIBRATION["efficiency_cpu"]) + gen_tokens * per_token
     seconds *= cfg.gradient_accumulation_steps
     steps = cfg.max_steps if cfg.max_steps > 0 else 0
