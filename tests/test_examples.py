@@ -17,6 +17,8 @@ def test_example_trains_on_the_tiny_model(path, tmp_path):
     if cfg.stage == "ppo":  # its reward model comes from rm_lora.yaml's run: here a rule stands in
         result = tk.train(cfg, reward_fn=lambda prompts, responses: [len(r) / 100 for r in responses],
                           reward_model_type="function")
+    elif cfg.stage == "distill":  # its teacher comes from grpo_lora.yaml's run: here the tiny model stands in
+        result = tk.train(cfg, teacher_model="tiny-random-llama")
     else:
         result = tk.train(cfg)
     assert (Path(result.output_dir) / "trainer_log.jsonl").is_file()

@@ -1,7 +1,7 @@
 """Every notebook runs headless, top to bottom, in smoke mode (TUNEKIT_SMOKE=1: the tiny model, two steps).
 
-They run in order in one folder, as a workshop would: 04_ppo finds 03's reward model, 05_dpo 02's adapter.
-Each stage notebook (01-07) ends with ``tk.evaluate``: a before/after on held-out rows, in saves/<stem>/eval.
+They run in order in one folder, as a workshop would: 04_ppo finds 03's reward model, 05_dpo 02's adapter,
+08_distill 07's GRPO model (its teacher). Each stage notebook (01-08) ends with ``tk.evaluate``: a before/after on held-out rows, in saves/<stem>/eval.
 """
 
 import json
@@ -9,13 +9,15 @@ import re
 from pathlib import Path
 
 import nbformat
+import yaml
 import pytest
 from nbclient import NotebookClient
 
 from conftest import ROOT, load_tool
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
-NAMES = ["00_quickstart", "01_pretrain", "02_sft", "03_reward_model", "04_ppo", "05_dpo", "06_kto", "07_grpo"]
+NAMES = ["00_quickstart", "01_pretrain", "02_sft", "03_reward_model", "04_ppo", "05_dpo", "06_kto", "07_grpo",
+         "08_distill"]
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 
@@ -163,3 +165,39 @@ def test_where_things_are_prints_the_commands_for_the_stage(tmp_path, capsys):
     commands = tk.where_things_are(config, TrainResult(output_dir=str(out), metrics={}, log_path=""))
     assert any(c.startswith("torchrun --nproc_per_node 2 -m tunekit train") for c in commands)
     assert commands[-1] == f"tunekit export --model {out} --export-dir {out}-merged"  # a scorer: merged, no GGUF
+
+
+def run_smoke(name: str, folder: Path, monkeypatch, **values):
+    monkeypatch.setenv("TUNEKIT_SMOKE", "1")
+    notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
+    if values:
+        notebook = load_tool("workshop_check").with_parameters(notebook, values)  # as papermill injects them
+    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    return "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_grpo_notebook_trains_and_compares_its_variants_when_asked(tmp_path, monkeypatch):
+    text = run_smoke("07_grpo", tmp_path, monkeypatch, COMPARE=True)
+    assert "Skipped" not in text
+    for name, stage in (("dr", "grpo"), ("gspo", "grpo"), ("rloo", "rloo")):
+        run = tmp_path / "saves" / f"07_grpo_{name}"
+        saved = yaml.safe_load((run / "training_args.yaml").read_text())
+        assert saved["stage"] == stage and saved["max_steps"] == 2, name
+        assert json.loads((run / "eval" / "eval_results.json").read_text())["rows"] > 0
+    assert yaml.safe_load((tmp_path / "saves" / "07_grpo_dr" / "training_args.yaml").read_text())["loss_type"] == "dr_grpo"
+    assert text.count("right ") >= 4 and "change 95%" in text  # one line per variant
+
+
+def test_grpo_notebook_skips_its_comparison_by_default():
+    notebook = nbformat.read(ROOT / "notebooks" / "07_grpo.ipynb", as_version=4)
+    parameters = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
+    assert "COMPARE = False" in parameters.source  # 20 more minutes: not within the notebook's 10
+
+
+def test_distill_notebook_trains_its_teacher_when_07_was_not_run(tmp_path, monkeypatch):
+    text = run_smoke("08_distill", tmp_path, monkeypatch)
+    assert "run 07_grpo.ipynb first" in text
+    assert (tmp_path / "saves" / "07_grpo" / "adapter_config.json").is_file()
+    assert (tmp_path / "saves" / "08_sft_on_teacher" / "adapter_config.json").is_file()  # the off-policy student
+    for folder in ("eval", "eval_against_07_grpo", "eval_against_08_sft_on_teacher"):
+        assert json.loads((tmp_path / "saves" / "08_distill" / folder / "eval_results.json").read_text())["rows"] > 0

@@ -35,7 +35,8 @@ _LAZY = {
     "load_rows": "data", "generate": "generation", "read_log": "callbacks", "plot_metrics": "callbacks",
     "StopCallback": "callbacks", "evaluate": "evaluation", "EvalResult": "evaluation",
     "smoke": "notebook", "trained": "notebook", "find_or_train_reward_model": "notebook",
-    "where_things_are": "notebook", "model_shape": "notebook",
+    "where_things_are": "notebook", "model_shape": "notebook", "find_or_train": "notebook",
+    "teacher_answers": "notebook", "compare": "notebook",
 }
 __all__ = ["Config", "ConfigError", "DataError", "TrainingError", "TunekitError", "load_config", *_LAZY]
 

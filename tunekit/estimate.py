@@ -100,6 +100,7 @@ class Estimate:
     without_checkpointing: int = 0  # the activations' bytes with gradient checkpointing off (what the choice weighs)
     gpus: list[dict] = field(default_factory=list)  # name, peak_memory_bytes, fits, seconds_per_step(_unsloth)
     fixes: list[dict] = field(default_factory=list)  # change, peak_memory_bytes (cheapest first)
+    notes: list[str] = field(default_factory=list)  # what the prediction assumed where it could not read something
 
     @property
     def peak(self) -> int:
@@ -130,7 +131,8 @@ class Estimate:
                 "total_seconds": self.total_seconds, "steps": self.steps, "fits": self.fits, "free_bytes": self.free,
                 "device": self.device, "parts": dict(self.parts), "tokens_per_step": self.tokens_per_step,
                 "length": self.length, "gradient_checkpointing": self.gradient_checkpointing,
-                "parameters": self.parameters, "trainable": self.trainable, "gpus": self.gpus, "fixes": self.fixes}
+                "parameters": self.parameters, "trainable": self.trainable, "gpus": self.gpus, "fixes": self.fixes,
+                "notes": self.notes}
 
     def table(self) -> str:
         """The parts, the GPUs and the fixes, as a few lines of text (``tunekit plan``)."""
@@ -150,6 +152,7 @@ class Estimate:
                          f"{'fits' if gpu['fits'] else 'does not fit':<13} {speed}")
         for fix in self.fixes:
             lines.append(f"to fit: {fix['change']} -> {fix['peak_memory_bytes'] / GIB:.1f} GiB")
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -227,7 +230,7 @@ def meta_model(cfg: Config, head: str = "causal_lm"):
     from .models import resolve_model
     from .models.adapters import attach_adapters
 
-    from .errors import ConfigError, error_reason
+    from .errors import ConfigError
 
     name = cfg.model_name_or_path
     try:  # a folder with a config.json is enough (no weights, no tokenizer): the plan of a model not downloaded
@@ -340,8 +343,11 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
         kv = 2 * shape["layers"] * shape["kv_heads"] * head_dim * answers * cfg.cutoff_len * width
         if cfg.reward_model and Path(cfg.reward_model).is_dir():  # an rm output scores the samples (ppo, grpo)
             reference += _reward_model_bytes(cfg)
+    notes = []
     if stage.teacher and cfg.teacher_model:  # distill: the teacher's weights, frozen, at the run's precision
-        reference += teacher_parameters(cfg) * (2 if cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16) else 4)
+        teacher, note = teacher_parameters(cfg, total)
+        notes += [note] if note else []
+        reference += teacher * (2 if cuda and (cfg.bf16 or cfg.fp16 or cfg.pure_bf16) else 4)
     allocator = 1.0 if cuda else CALIBRATION["allocator"]
     parts = {"runtime": 0 if cuda else int(CALIBRATION["runtime_bytes"]), "weights": weight_bytes,
              "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(shaped, cfg) * allocator),
@@ -366,7 +372,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
     out = Estimate(parts=parts, seconds_per_step=seconds, steps=steps, length=length,
                    tokens_per_step=batch * length * cfg.gradient_accumulation_steps,
                    gradient_checkpointing=checkpointing, device="cuda" if cuda else "cpu", free=free,
-                   parameters=total, trainable=trainable, without_checkpointing=full_acts)
+                   parameters=total, trainable=trainable, without_checkpointing=full_acts, notes=notes)
     if gpus:
         out.gpus = [_on_gpu(cfg, stage, shaped, length, gpu) for gpu in GPUS]
     if fixes and not out.fits:
@@ -374,13 +380,19 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
     return out
 
 
-def teacher_parameters(cfg: Config) -> int:
-    """The parameters of ``teacher_model`` (a tunekit output with an adapter counts its base's), from its config."""
-    teacher = Path(cfg.teacher_model)
-    adapter = teacher / "adapter_config.json"
+def teacher_parameters(cfg: Config, student: int) -> tuple[int, str | None]:
+    """(the parameters of ``teacher_model``, from its config: a tunekit output with an adapter counts its base's;
+    a note where it cannot be read yet, e.g. the output of a run still to come: then the student's count)."""
+    from .errors import ConfigError
+
+    adapter = Path(cfg.teacher_model) / "adapter_config.json"
     name = json.loads(adapter.read_text()).get("base_model_name_or_path") if adapter.is_file() else cfg.teacher_model
     whole = dataclasses.replace(cfg, model_name_or_path=name, finetuning_type="full", adapter_name_or_path=None)
-    return sum(math.prod(dims) * count for dims, count in model_shape(whole).parameters())
+    try:
+        return sum(math.prod(dims) * count for dims, count in model_shape(whole).parameters()), None
+    except ConfigError:
+        return student, (f"teacher_model={cfg.teacher_model!r} has no config.json to read here (a run still to "
+                         "come?): counted as large as the student")
 
 
 def _reference_free(cfg: Config) -> bool:
@@ -429,7 +441,7 @@ def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, leng
     if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
         flops += tokens * total  # the reference model's forward pass (without gradients: about half a training one's)
     if stage.teacher and cfg.teacher_model:
-        flops += tokens * 2 * teacher_parameters(cfg)  # the teacher's forward over the same tokens
+        flops += tokens * 2 * teacher_parameters(cfg, total)[0]  # the teacher's forward over the same tokens
     if generating:
         flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * total
     return flops * (1 if stage.trainer_loop else cfg.ppo_buffer_size)

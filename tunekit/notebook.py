@@ -49,6 +49,62 @@ def find_or_train_reward_model(folder: str | os.PathLike, model: str, steps: int
     return str(folder)
 
 
+def find_or_train(folder: str | os.PathLike, config: dict, notebook: str) -> str:
+    """The model in ``folder`` (an earlier notebook's output); if there is none, ``config`` trained there now, after
+    a line that says which notebook makes a better one."""
+    if trained(folder):
+        return str(folder)
+    print(f"No model in {folder}: run {notebook} first for the one this notebook expects. "
+          f"Training a short one now ({config.get('max_steps')} steps).")
+    from .run import train
+
+    train({**config, "output_dir": str(folder), "overwrite_output_dir": True})
+    return str(folder)
+
+
+def compare(runs: dict, key: str, title: str | None = None):
+    """One plotly chart of ``key`` per step for several runs (``{name: a TrainResult or an output_dir}``): the
+    variants of a method on one chart, one line each."""
+    import plotly.graph_objects as go
+
+    from .callbacks import metric_series, read_log
+
+    figure = go.Figure()
+    for name, run in runs.items():
+        steps, values = metric_series(read_log(getattr(run, "output_dir", run)), key)
+        figure.add_scatter(x=steps, y=values, mode="lines+markers", name=name)
+    figure.update_layout(title=title or key, xaxis_title="step", yaxis_title=key, height=360,
+                         margin={"l": 40, "r": 10, "t": 40, "b": 40})
+    return figure
+
+
+def teacher_answers(config, teacher: str, max_new_tokens: int = 64, rows: int | None = None) -> list[dict]:
+    """The teacher's greedy answers to the first ``rows`` training prompts of ``config`` (a distill or grpo config:
+    its held-out rows are left out), as conversations: the rows SFT on a teacher's answers trains on (off-policy
+    distillation, which ``08_distill`` compares with the on-policy kind)."""
+    from .data import prompt_ids
+    from .generation import generate_ids
+    from .models import load_for_inference
+    from .run import load_config, load_data
+
+    cfg = load_config(config)
+    adapter = Path(teacher) / "adapter_config.json"
+    if adapter.is_file():
+        import json
+
+        model, tokenizer = load_for_inference(json.loads(adapter.read_text())["base_model_name_or_path"], teacher)
+    else:
+        model, tokenizer = load_for_inference(teacher)
+    prompts = load_data(cfg, tokenizer)["train"]
+    prompts = prompts.select(range(min(rows or len(prompts), len(prompts))))
+    ids = [prompt_ids(tokenizer, list(row["prompt"])) for row in prompts]
+    answers = generate_ids(model, tokenizer, ids, max_new_tokens=max_new_tokens,
+                           batch_size=cfg.per_device_eval_batch_size)
+    return [{"messages": [*row["prompt"], {"role": "assistant",
+                                          "content": tokenizer.decode(answer, skip_special_tokens=True).strip()}]}
+            for row, answer in zip(prompts, answers)]
+
+
 # The shapes of models a learner asks about (their published config.json values): enough for tunekit plan, which
 # needs the config and no weights.
 SHAPES = {

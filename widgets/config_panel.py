@@ -51,6 +51,9 @@ def _controls() -> dict[str, widgets.Widget]:
         "reward_funcs": widgets.Text(description="reward_funcs", style=style,  # its own layout: it is hidden
                                      layout=widgets.Layout(width="420px"),  # for other stages, not the rest
                                      placeholder="accuracy, format, length or module:function"),
+        "teacher_model": widgets.Text(description="teacher_model", style=style, layout=wide,
+                                      placeholder="a model folder, a tunekit output or a hub id"),
+        "lmbda": widgets.FloatText(description="lmbda (on-policy share)", style=style),
         "output_dir": widgets.Text(description="output_dir", style=style, layout=wide),
     }
 
@@ -63,7 +66,7 @@ class ConfigPanel(StaticCopy, widgets.VBox):
         self._raw = start.to_dict()
         self.controls = _controls()
         for key, control in self.controls.items():
-            control.value = getattr(start, key)
+            control.value = "" if getattr(start, key) is None else getattr(start, key)  # an empty box: not set
             control.observe(lambda _change: self._check(), names="value")
         self.message = widgets.HTML()
         self.plan = widgets.HTML()  # the predicted peak memory and time of the form's run (tunekit/estimate.py)
@@ -79,7 +82,7 @@ class ConfigPanel(StaticCopy, widgets.VBox):
         """The validated config of the form's current values (raises ``ConfigError`` while invalid)."""
         raw = dict(self._raw)
         raw.update(raw.pop("training_args", {}))
-        raw.update({key: control.value for key, control in self.controls.items()})
+        raw.update({key: None if control.value == "" else control.value for key, control in self.controls.items()})
         return load_config(raw)
 
     def save(self, path: str | os.PathLike) -> str:
