@@ -179,12 +179,12 @@ def run_smoke(name: str, folder: Path, monkeypatch, **values):
 def test_grpo_notebook_trains_and_compares_its_variants_when_asked(tmp_path, monkeypatch):
     text = run_smoke("07_grpo", tmp_path, monkeypatch, COMPARE=True)
     assert "Skipped" not in text
-    for name, stage in (("dr", "grpo"), ("gspo", "grpo"), ("rloo", "rloo")):
+    for name, stage in (("dr_grpo", "grpo"), ("gspo", "grpo"), ("rloo", "rloo")):
         run = tmp_path / "saves" / f"07_grpo_{name}"
         saved = yaml.safe_load((run / "training_args.yaml").read_text())
         assert saved["stage"] == stage and saved["max_steps"] == 2, name
         assert json.loads((run / "eval" / "eval_results.json").read_text())["rows"] > 0
-    assert yaml.safe_load((tmp_path / "saves" / "07_grpo_dr" / "training_args.yaml").read_text())["loss_type"] == "dr_grpo"
+    assert yaml.safe_load((tmp_path / "saves" / "07_grpo_dr_grpo" / "training_args.yaml").read_text())["loss_type"] == "dr_grpo"
     assert text.count("right ") >= 4 and "change 95%" in text  # one line per variant
 
 
