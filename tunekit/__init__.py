@@ -36,7 +36,7 @@ _LAZY = {
     "StopCallback": "callbacks", "evaluate": "evaluation", "EvalResult": "evaluation",
     "smoke": "notebook", "trained": "notebook", "find_or_train_reward_model": "notebook",
     "where_things_are": "notebook", "model_shape": "notebook", "find_or_train": "notebook",
-    "teacher_answers": "notebook", "compare": "notebook",
+    "teacher_answers": "notebook",
 }
 __all__ = ["Config", "ConfigError", "DataError", "TrainingError", "TunekitError", "load_config", *_LAZY]
 

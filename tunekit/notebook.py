@@ -62,22 +62,6 @@ def find_or_train(folder: str | os.PathLike, config: dict, notebook: str) -> str
     return str(folder)
 
 
-def compare(runs: dict, key: str, title: str | None = None):
-    """One plotly chart of ``key`` per step for several runs (``{name: a TrainResult or an output_dir}``): the
-    variants of a method on one chart, one line each."""
-    import plotly.graph_objects as go
-
-    from .callbacks import metric_series, read_log
-
-    figure = go.Figure()
-    for name, run in runs.items():
-        steps, values = metric_series(read_log(getattr(run, "output_dir", run)), key)
-        figure.add_scatter(x=steps, y=values, mode="lines+markers", name=name)
-    figure.update_layout(title=title or key, xaxis_title="step", yaxis_title=key, height=360,
-                         margin={"l": 40, "r": 10, "t": 40, "b": 40})
-    return figure
-
-
 def teacher_answers(config, teacher: str, max_new_tokens: int = 64, rows: int | None = None) -> list[dict]:
     """The teacher's greedy answers to the first ``rows`` training prompts of ``config`` (a distill or grpo config:
     its held-out rows are left out), as conversations: the rows SFT on a teacher's answers trains on (off-policy
