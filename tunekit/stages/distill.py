@@ -92,7 +92,13 @@ class OnPolicyShare:
 
 
 def build(p: Parts):
-    from trl import DistillationConfig, DistillationTrainer  # imported here, after the backend (Unsloth patches trl)
+    try:  # imported here, after the backend (Unsloth patches trl)
+        from trl import DistillationConfig, DistillationTrainer
+    except ImportError:
+        import trl
+
+        raise ConfigError(f"stage: distill needs trl's DistillationTrainer (trl >= 1.16); this is trl {trl.__version__}"
+                          " (Unsloth pins an older one: use backend: hf)") from None
 
     from ..safety import safe
 
