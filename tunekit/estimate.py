@@ -230,7 +230,7 @@ def meta_model(cfg: Config, head: str = "causal_lm"):
     from .models import resolve_model
     from .models.adapters import attach_adapters
 
-    from .errors import ConfigError
+    from .errors import ConfigError, error_reason
 
     name = cfg.model_name_or_path
     try:  # a folder with a config.json is enough (no weights, no tokenizer): the plan of a model not downloaded

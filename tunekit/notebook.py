@@ -72,13 +72,7 @@ def teacher_answers(config, teacher: str, max_new_tokens: int = 64, rows: int | 
     from .run import load_config, load_data
 
     cfg = load_config(config)
-    adapter = Path(teacher) / "adapter_config.json"
-    if adapter.is_file():
-        import json
-
-        model, tokenizer = load_for_inference(json.loads(adapter.read_text())["base_model_name_or_path"], teacher)
-    else:
-        model, tokenizer = load_for_inference(teacher)
+    model, tokenizer = load_for_inference(teacher)
     prompts = load_data(cfg, tokenizer)["train"]
     prompts = prompts.select(range(min(rows or len(prompts), len(prompts))))
     ids = [prompt_ids(tokenizer, list(row["prompt"])) for row in prompts]

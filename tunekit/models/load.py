@@ -8,7 +8,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+from pathlib import Path
 
 import torch
 
@@ -126,7 +128,11 @@ def _dtype(cfg: Config) -> torch.dtype:
 
 
 def load_for_inference(model: str, adapter: str | None = None):
-    """Model (with an optional LoRA adapter) and tokenizer, ready to generate."""
+    """Model (with an optional LoRA adapter) and tokenizer, ready to generate. ``model`` may be a run's output
+    that holds a LoRA adapter: it is loaded on the base its ``adapter_config.json`` names."""
+    saved = Path(model) / "adapter_config.json"
+    if adapter is None and saved.is_file():
+        adapter, model = model, json.loads(saved.read_text()).get("base_model_name_or_path") or model
     cfg = parse_config(
         {"model_name_or_path": model, "do_train": False, "finetuning_type": "lora" if adapter else "full",
          "adapter_name_or_path": adapter}

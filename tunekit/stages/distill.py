@@ -20,9 +20,8 @@ Logged: ``loss`` (the divergence per answer token), ``entropy`` (the student's),
 
 from __future__ import annotations
 
-import json
 import random
-from pathlib import Path
+import re
 
 from ..config import Config
 from ..errors import ConfigError
@@ -47,14 +46,14 @@ def load_teacher(cfg: Config, student_tokenizer):
     base, merged), or a one-line ``ConfigError`` when its vocabulary is not the student's."""
     from ..models import load_for_inference
 
-    folder = Path(cfg.teacher_model)
-    adapter = folder / "adapter_config.json"
-    if adapter.is_file():  # a tunekit output trained with LoRA: its base and the adapter, merged for speed
-        base = json.loads(adapter.read_text()).get("base_model_name_or_path")
-        model, tokenizer = load_for_inference(base, str(folder))
-        model = model.merge_and_unload()
-    else:
+    try:
         model, tokenizer = load_for_inference(cfg.teacher_model)
+        if hasattr(model, "merge_and_unload"):  # a tunekit output trained with LoRA: merged into its base, for speed
+            model = model.merge_and_unload()
+    except ConfigError as err:  # its message names model_name_or_path: say it of the teacher
+        said = re.sub(r"^model_name_or_path='[^']*'", f"teacher_model={cfg.teacher_model!r}", str(err))
+        raise ConfigError(f"{said}; teacher_model takes a model folder, a tunekit output (e.g. saves/07_grpo) or "
+                          "a hub id") from None
     if tokenizer.get_vocab() != student_tokenizer.get_vocab():
         raise ConfigError(f"teacher_model={cfg.teacher_model!r} has another vocabulary ({len(tokenizer)} tokens) than "
                           f"the student {cfg.model_name_or_path!r} ({len(student_tokenizer)}); distillation compares "
@@ -92,7 +91,13 @@ class OnPolicyShare:
 
 
 def build(p: Parts):
-    from trl import DistillationConfig, DistillationTrainer  # imported here, after the backend (Unsloth patches trl)
+    try:  # imported here, after the backend (Unsloth patches trl)
+        from trl import DistillationConfig, DistillationTrainer
+    except ImportError:
+        import trl
+
+        raise ConfigError(f"stage: distill needs trl's DistillationTrainer (trl >= 1.16); this is trl {trl.__version__}"
+                          " (Unsloth pins an older one: use backend: hf)") from None
 
     from ..safety import safe
 
