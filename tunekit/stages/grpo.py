@@ -188,20 +188,26 @@ def trl_keys(cfg: Config, config_class, keys: tuple[str, ...]) -> dict:
 def build(p: Parts):
     from trl import GRPOConfig, GRPOTrainer  # imported here, after the backend (Unsloth patches trl)
 
+    return build_group_trainer(p, GRPOConfig, GRPOTrainer, VARIANT_KEYS)
+
+
+def build_group_trainer(p: Parts, config_class, trainer_class, keys: tuple[str, ...]):
+    """A trl trainer that samples a group of answers per prompt and learns from their rewards (grpo's
+    ``GRPOTrainer``, rloo's ``RLOOTrainer``): the config's sampling, rewards and ``keys`` in ``config_class``."""
     from ..safety import safe
 
     cfg = p.cfg
     weights = [float(w) for w in comma_list(cfg.reward_weights)] or None
-    args = GRPOConfig(
-        **only_known(GRPOConfig, p.args), num_generations=cfg.num_generations,
+    args = config_class(
+        **only_known(config_class, p.args), num_generations=cfg.num_generations,
         num_generations_eval=cfg.num_generations_eval,
         max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
         repetition_penalty=cfg.repetition_penalty, beta=cfg.pref_beta, reward_weights=weights,
-        **trl_keys(cfg, GRPOConfig, VARIANT_KEYS),
+        **trl_keys(cfg, config_class, keys),
     )
     model, peft_config = split_fresh_adapter(cfg, p.model)  # the reference: the model with the adapter disabled
     functions = p.rewards if p.rewards is not None else reward_functions(cfg)
-    return safe(GRPOTrainer, GroupSpread, *p.mixins)(
+    return safe(trainer_class, GroupSpread, *p.mixins)(
         model=model, reward_funcs=functions, args=args, train_dataset=p.data["train"],
         eval_dataset=p.data.get("eval"), processing_class=p.tokenizer, peft_config=peft_config, callbacks=p.callbacks)
 

@@ -16,11 +16,10 @@ Logged: ``reward``, ``rewards/<name>/mean``, ``reward_group_std``, ``kl``, ``com
 
 from __future__ import annotations
 
-from ..config import Config, comma_list
+from ..config import Config
 from ..errors import ConfigError
 from . import grpo
-from .base import Parts, Stage, only_known
-from .preference import split_fresh_adapter
+from .base import Parts, Stage
 
 KEYS = ("epsilon", "epsilon_high", "mask_truncated_completions", "num_iterations")  # trl's RLOOConfig names
 
@@ -37,22 +36,7 @@ def check(cfg: Config) -> None:
 def build(p: Parts):
     from trl import RLOOConfig, RLOOTrainer  # imported here, after the backend (Unsloth patches trl)
 
-    from ..safety import safe
-
-    cfg = p.cfg
-    weights = [float(w) for w in comma_list(cfg.reward_weights)] or None
-    args = RLOOConfig(
-        **only_known(RLOOConfig, p.args), num_generations=cfg.num_generations,
-        num_generations_eval=cfg.num_generations_eval,
-        max_completion_length=cfg.max_new_tokens, temperature=cfg.temperature, top_p=cfg.top_p, top_k=cfg.top_k,
-        repetition_penalty=cfg.repetition_penalty, beta=cfg.pref_beta, reward_weights=weights,
-        **grpo.trl_keys(cfg, RLOOConfig, KEYS),
-    )
-    model, peft_config = split_fresh_adapter(cfg, p.model)  # the reference: the model with the adapter disabled
-    functions = p.rewards if p.rewards is not None else grpo.reward_functions(cfg)
-    return safe(RLOOTrainer, grpo.GroupSpread, *p.mixins)(
-        model=model, reward_funcs=functions, args=args, train_dataset=p.data["train"],
-        eval_dataset=p.data.get("eval"), processing_class=p.tokenizer, peft_config=peft_config, callbacks=p.callbacks)
+    return grpo.build_group_trainer(p, RLOOConfig, RLOOTrainer, KEYS)
 
 
 STAGE = Stage(
