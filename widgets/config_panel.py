@@ -51,7 +51,8 @@ def _controls() -> dict[str, widgets.Widget]:
         "reward_funcs": widgets.Text(description="reward_funcs", style=style,  # its own layout: it is hidden
                                      layout=widgets.Layout(width="420px"),  # for other stages, not the rest
                                      placeholder="accuracy, format, length or module:function"),
-        "teacher_model": widgets.Text(description="teacher_model", style=style, layout=wide,
+        "teacher_model": widgets.Text(description="teacher_model", style=style,  # its own layout, as reward_funcs'
+                                      layout=widgets.Layout(width="420px"),
                                       placeholder="a model folder, a tunekit output or a hub id"),
         "lmbda": widgets.FloatText(description="lmbda (on-policy share)", style=style),
         "output_dir": widgets.Text(description="output_dir", style=style, layout=wide),
