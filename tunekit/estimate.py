@@ -343,7 +343,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
         kv = 2 * shape["layers"] * shape["kv_heads"] * head_dim * answers * cfg.cutoff_len * width
         if cfg.reward_model and Path(cfg.reward_model).is_dir():  # an rm output scores the samples (ppo, grpo)
             reference += _reward_model_bytes(cfg)
-    notes = []
+    notes, teacher = [], 0
     if stage.teacher and cfg.teacher_model:  # distill: the teacher's weights, frozen, at the run's precision
         teacher, note = teacher_parameters(cfg, total)
         notes += [note] if note else []
@@ -353,7 +353,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
              "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(shaped, cfg) * allocator),
              "activations": int(acts * allocator), "logits": int(logits * allocator), "reference": reference,
              "kv_cache": int(kv * allocator)}
-    flops = step_flops(cfg, stage, shape, total, trainable, length, checkpointing)
+    flops = step_flops(cfg, stage, shape, total, trainable, length, checkpointing, teacher)
     gen_tokens = cfg.max_new_tokens if generating else 0
     if cuda:
         gpu = gpu or this_gpu()
@@ -426,7 +426,8 @@ def activation_bytes(shape: dict, rows: int, length: int, checkpointing: bool, w
     return int(width * shape["layers"] * per_layer)
 
 
-def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, length: int, checkpointing: bool) -> float:
+def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, length: int, checkpointing: bool,
+               teacher: int = 0) -> float:
     """One micro-batch's floating-point operations: forward 2N per token, backward 2N (the activations' gradients)
     plus 2N for the weights' where they train, a second forward with checkpointing, attention's L^2 terms;
     a reference forward (dpo, kto with a reference) and, for sampling stages, 2N per new token."""
@@ -440,8 +441,7 @@ def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, leng
     flops = tokens * (per_token + attention) * passes
     if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
         flops += tokens * total  # the reference model's forward pass (without gradients: about half a training one's)
-    if stage.teacher and cfg.teacher_model:
-        flops += tokens * 2 * teacher_parameters(cfg, total)[0]  # the teacher's forward over the same tokens
+    flops += tokens * 2 * teacher  # distill: the teacher's forward over the same tokens (its parameters, or 0)
     if generating:
         flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * total
     return flops * (1 if stage.trainer_loop else cfg.ppo_buffer_size)
