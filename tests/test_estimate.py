@@ -11,7 +11,8 @@ import pytest
 
 import tunekit as tk
 from tunekit.cli import main as cli
-from tunekit.estimate import CALIBRATION, GIB, activation_bytes, estimate, meta_model
+from tunekit.estimate import (CALIBRATION, GIB, activation_bytes, estimate, matmul_parameters, meta_model,
+                              model_shape, step_flops)
 from tunekit.run import load_config
 from tunekit.stages import STAGES, stage_of
 
@@ -58,6 +59,39 @@ def test_activation_bytes_per_token_are_the_closed_form_and_checkpointing_keeps_
     kept_per_token = CALIBRATION["layer_checkpointed"] * 64
     assert kept == 4 * (2 * rows * length * kept_per_token + rows * length * per_token_layer + rows * 4 * length * length)
     assert activation_bytes(shape, 2 * rows, length, False) == 2 * full  # linear in the batch
+
+
+def test_flops_count_what_a_token_is_multiplied_by_and_rows_scored_without_gradients_cost_a_forward():
+    cfg = tiny(finetuning_type="full")
+    model, _ = meta_model(cfg)
+    lookup = model.get_input_embeddings().weight.numel()
+    every = sum(p.numel() for p in model.parameters())
+    sizes = model_shape(cfg).sizes
+    head = sizes["vocab"] * sizes["hidden"]
+    untied = model.get_output_embeddings().weight is not model.get_input_embeddings().weight
+    # the embedding is a lookup (no FLOPs); the LM head's projection counts, tied to it or not
+    assert matmul_parameters(model_shape(cfg)) == every - lookup - (head if untied else 0) + head
+    rm = load_config(None, model_name_or_path="tiny-random-llama", dataset="dpo_en_demo", stage="rm",
+                     finetuning_type="full")
+    scorer, _ = meta_model(rm, "score")
+    assert matmul_parameters(model_shape(rm, "score"), "score") == (  # a reward model has no vocabulary projection
+        sum(p.numel() for p in scorer.parameters()) - scorer.get_input_embeddings().weight.numel())
+
+    shape = {"hidden": 64, "inner": 128, "layers": 2, "heads": 4, "kv_heads": 2, "vocab": 1024}
+    m, batch, length = 10_000, 2, 32
+    lora = tiny(per_device_train_batch_size=batch, pref_beta=0.1)
+    attention = 6 * 2 * 64 * length
+    trained = batch * length * (2 * m + 2 * m + 2 * 100 + attention)  # forward, activations' and LoRA's gradients
+    assert step_flops(lora, STAGES["sft"], shape, m, 100, length, False) == trained
+    assert step_flops(lora, STAGES["sft"], shape, m, 100, length, True, recompute=0.5) == (
+        trained + batch * length * 0.5 * 2 * m)  # a forward again, at the share a CPU pays for it
+    scored = batch * length * (2 * m + attention / 3)  # kto: another prompt's answer, forward only
+    reference = 2 * batch * length * m  # the reference scores both
+    assert step_flops(lora, STAGES["kto"], shape, m, 100, length, False) == trained + scored + reference
+    kto = estimate(tiny(per_device_train_batch_size=batch, max_steps=10, stage="kto", dataset="kto_en_demo"),
+                   STAGES["kto"], free=100 * GIB, rate=1e10, gpus=False)
+    kept = activation_bytes(model_shape(cfg).sizes, batch, 64, False)  # the trained rows' activations only
+    assert kto.parts["activations"] == int(kept * CALIBRATION["allocator"])
 
 
 def test_peak_is_the_sum_of_the_parts_and_a_run_that_does_not_fit_gets_fixes_cheapest_first():

@@ -70,6 +70,8 @@ CALIBRATION = {
     "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
     "step_overhead_cpu": 0.03,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
     "reference_overhead_cpu": 0.035,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
+    "recompute_cpu": 0.5,  # the share of a forward pass's FLOPs that checkpointing's recomputation costs on a CPU
+    # (measured on SmolLM2: about half; the first forward also writes every activation it keeps)
     "checkpoint_layer_overhead_cpu": 0.008,  # ... and per layer with gradient checkpointing (its hooks, the saved
     # input and the recomputation's launches: on the tiny model about as much as the step's arithmetic)
     "token_overhead_cpu": 0.002,  # seconds per sampled token besides reading the weights (generate's loop) ...
@@ -330,7 +332,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
     acts = activation_bytes(shape, batch, length, checkpointing, width)
     if cfg.backend == "unsloth" and cuda:
         acts = int(acts * CALIBRATION["unsloth_activations"])
-    logits = int(CALIBRATION["logit_copies"] * 4 * batch * length * shape["vocab"])
+    logits = 0 if stage.head == "score" else int(CALIBRATION["logit_copies"] * 4 * batch * length * shape["vocab"])
     if stage.fused_lm_head(cfg) or generating:  # scores for the answer's tokens only (or chunked): about a third
         logits //= 3
     reference = 0
@@ -353,7 +355,8 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
              "gradients": int(4 * trainable * allocator), "optimizer": int(_optimizer_bytes(shaped, cfg) * allocator),
              "activations": int(acts * allocator), "logits": int(logits * allocator), "reference": reference,
              "kv_cache": int(kv * allocator)}
-    flops = step_flops(cfg, stage, shape, total, trainable, length, checkpointing, teacher)
+    flops = step_flops(cfg, stage, shape, matmul_parameters(shaped, stage.head), trainable, length, checkpointing,
+                       teacher, 1.0 if cuda else CALIBRATION["recompute_cpu"])
     gen_tokens = cfg.max_new_tokens if generating else 0
     if cuda:
         gpu = gpu or this_gpu()
@@ -426,25 +429,36 @@ def activation_bytes(shape: dict, rows: int, length: int, checkpointing: bool, w
     return int(width * shape["layers"] * per_layer)
 
 
-def step_flops(cfg: Config, stage, shape: dict, total: int, trainable: int, length: int, checkpointing: bool,
-               teacher: int = 0) -> float:
-    """One micro-batch's floating-point operations: forward 2N per token, backward 2N (the activations' gradients)
-    plus 2N for the weights' where they train, a second forward with checkpointing, attention's L^2 terms;
-    a reference forward (dpo, kto with a reference) and, for sampling stages, 2N per new token."""
+def step_flops(cfg: Config, stage, shape: dict, matmul: int, trainable: int, length: int, checkpointing: bool,
+               teacher: int = 0, recompute: float = 1.0) -> float:
+    """One micro-batch's floating-point operations. ``matmul``: the parameters a token is multiplied by
+    (``matmul_parameters``). Forward 2N per token, backward 2N (the activations' gradients) plus 2N for the weights'
+    where they train, ``recompute`` x a forward again with checkpointing, attention's L^2 terms; a forward alone for
+    the rows scored without gradients (kto's KL term), a reference forward (dpo, kto with a reference), the teacher's
+    forward (distill) and, for sampling stages, 2N per new token."""
     generating = stage.samples
     rows = cfg.per_device_train_batch_size * (1 if generating else stage.sequences_per_row)
     tokens = rows * length
-    weights_grad = 2 * total if cfg.finetuning_type != "lora" and trainable > total / 2 else 2 * trainable
-    per_token = 2 * total + 2 * total + weights_grad + (2 * total if checkpointing else 0)
+    scored = 0 if generating else cfg.per_device_train_batch_size * stage.scored_per_row * length
+    weights_grad = 2 * matmul if cfg.finetuning_type != "lora" and trainable > matmul / 2 else 2 * trainable
+    per_token = 2 * matmul + 2 * matmul + weights_grad + (2 * matmul * recompute if checkpointing else 0)
     attention = 6 * shape["layers"] * shape["hidden"] * length  # QK^T and AV, forward and backward, per token
     passes = 1 if stage.trainer_loop else cfg.ppo_epochs  # tunekit's ppo loop: ppo_epochs passes over what it sampled
-    flops = tokens * (per_token + attention) * passes
+    flops = tokens * (per_token + attention) * passes + scored * (2 * matmul + attention / 3)
     if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
-        flops += tokens * total  # the reference model's forward pass (without gradients: about half a training one's)
+        flops += (tokens + scored) * matmul  # the reference's forward (without gradients: about half a training one's)
     flops += tokens * 2 * teacher  # distill: the teacher's forward over the same tokens (its parameters, or 0)
     if generating:
-        flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * total
+        flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * matmul
     return flops * (1 if stage.trainer_loop else cfg.ppo_buffer_size)
+
+
+def matmul_parameters(shaped: Shape, head: str = "causal_lm") -> int:
+    """The parameters each token is multiplied by: every one but the embeddings (a lookup), and the LM head's
+    vocabulary x hidden projection where the model has one (a reward model's ``score`` head is a single row),
+    whether or not it shares its matrix with the embeddings."""
+    body = sum(math.prod(dims) * count for dims, count in shaped.parameters(embedding_or_head=False))
+    return body + (shaped.sizes["vocab"] * shaped.sizes["hidden"] if head == "causal_lm" else 0)
 
 
 def _gpu_seconds(flops: float, gen_tokens: int, weight_bytes: int, peak: float, bandwidth: float) -> float:

@@ -41,7 +41,8 @@ class Stage:
     head: str = "causal_lm"  # or "score": a scalar sequence-classification head (reward models)
     multi_process: bool = True  # can it train data-parallel under torchrun / accelerate launch?
     reference: bool = False  # does it compare with a reference model (LoRA: the adapter disabled)?
-    sequences_per_row: int = 1  # sequences one row sends through the model (chosen + rejected: 2)
+    sequences_per_row: int = 1  # sequences one row trains on (chosen + rejected: 2)
+    scored_per_row: int = 0  # sequences one row also sends through the model without gradients (kto: the KL term's)
     trainer_loop: bool = True  # trained by a transformers Trainer (False: its own loop, e.g. ppo)
     packed: Callable[[Config], bool] = _never  # are its rows packed into cutoff_len sequences?
     fused_lm_head: Callable[[Config], bool] = _never  # does its trl trainer use trl's fused LM head?

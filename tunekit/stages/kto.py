@@ -64,7 +64,7 @@ def build(p: Parts):
 
 STAGE = Stage(
     name="kto", rows="unpaired", prepare=prepare, build=build, show=views.unpaired, reference=True,
-    sequences_per_row=2,  # each answer, and another prompt's answer for the KL term
+    scored_per_row=1,  # another prompt's answer, scored without gradients for the KL term
     fused_lm_head=lambda cfg: True, config_keys=("pref_beta",),
     metrics=("loss", "kl", "rewards/margins", "rewards/chosen", "rewards/rejected", "eval_loss",
              "eval_rewards/margins"),
