@@ -204,7 +204,7 @@ def _last_line(text: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """The rows as a markdown table (the README carries one)."""
+    """The rows as a markdown table (docs/workshop.md carries one)."""
     out = ["| notebook | seed | wall time | held-out before -> after | result | slowest cells |",
            "|---|---|---|---|---|---|"]
     for r in rows:

@@ -95,7 +95,7 @@ class Config:
     freeze_trainable_layers: int = 2  # last n layers (first n when negative)
     freeze_trainable_modules: str = "all"  # freeze: the trainable layers' modules that train: all, or a comma list (mlp,self_attn)
     freeze_extra_modules: str | None = None  # freeze: modules outside the layers that also train (comma list: embed_tokens,norm)
-    # LoRA variants and LLaMA-Factory's extras (README "LoRA variants"), each through the library that has it
+    # LoRA variants and LLaMA-Factory's extras (docs/config.md, "LoRA variants"), each through the library that has it
     use_dora: bool = False  # DoRA: weight-decomposed LoRA (peft)
     use_rslora: bool = False  # rank-stabilised LoRA: scaling lora_alpha / sqrt(lora_rank) (peft)
     pissa_init: bool = False  # PiSSA: the adapter starts from the weights' principal singular vectors (peft)
@@ -140,8 +140,8 @@ class Config:
     num_generations_eval: int | None = None  # answers per held-out prompt in the trainer's evaluation (trl's key); default num_generations
     reward_funcs: str = "accuracy,format"  # comma list: accuracy, format, length (tunekit/rewards.py), module:function
     reward_weights: str | None = None  # one number per reward (reward_model last); default: 1 each
-    # grpo's variants (and rloo's clipping): trl's keys, names and defaults, passed to its config (README "GRPO's
-    # variants"); grpo: dapo's loss, clip-higher and sequence-level ratios are Dr. GRPO, DAPO and GSPO
+    # grpo's variants (and rloo's clipping): trl's keys, names and defaults, passed to its config (docs/stages/grpo.md);
+    # grpo: dapo's loss, clip-higher and sequence-level ratios are Dr. GRPO, DAPO and GSPO
     loss_type: str = "dapo"  # grpo: how the token losses are averaged: grpo (per answer), dr_grpo, dapo, bnpo, ...
     importance_sampling_level: str = "token"  # grpo: token, or sequence (GSPO: one ratio per answer)
     scale_rewards: str = "group"  # grpo: advantages divided by the group's spread, the batch's, or none (Dr. GRPO)
@@ -162,7 +162,7 @@ class Config:
     cutoff_len: int = 2048  # most tokens per row, prompt + answer (longer sft rows are cut turn by turn); pt: the block size
     max_samples: int | None = None  # read at most the first n rows of each data set (for quick runs)
     val_size: float = 0.0  # fraction (< 1) or number of rows (>= 1) held out for evaluation
-    packing: bool | None = None  # default: on for pt, off otherwise (sft: see README "Speed" for why)
+    packing: bool | None = None  # default: on for pt, off otherwise (sft: see docs/speed.md for why)
     train_on_prompt: bool = False  # sft: the prompt tokens carry loss too, not only the answers
     mask_history: bool = False  # sft: only the last answer carries loss (and keeps its tokens first when a row is cut)
     overwrite_cache: bool = False  # not used: rows are tokenized in memory on every run, with no cache (see tokenized_path)
@@ -374,7 +374,7 @@ def validate(raw: dict) -> Config:
                 passthrough[key] = value
                 continue
             close = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else "; see the key list in README.md"
+            hint = f"; did you mean '{close[0]}'?" if close else "; every key is in docs/config.md (the configuration reference)"
             raise ConfigError(f"unknown config key '{key}'{hint}")
         values[key] = _coerce(key, value, _TYPES[key])
     cfg = Config(**values, training_args=passthrough)
