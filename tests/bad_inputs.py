@@ -145,7 +145,7 @@ CASES = [
     Case("llamafactory_yaml_with_one_typo", lambda t: base(t, use_unsloth=False, streaming=False, cutof_len=512),
          "ConfigError", ["unknown config key 'cutof_len'", "did you mean 'cutoff_len'"]),
     Case("unknown_key_without_a_match", lambda t: base(t, colour="blue"), "ConfigError",
-         ["unknown config key 'colour'", "README"]),
+         ["unknown config key 'colour'", "docs/config.md"]),
     Case("number_that_is_a_word", lambda t: base(t, learning_rate="fast"), "ConfigError",
          ["learning_rate", "'fast'", "number"]),
     Case("integer_that_is_a_word", lambda t: base(t, max_steps="ten"), "ConfigError", ["max_steps", "integer"]),

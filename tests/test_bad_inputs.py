@@ -1,5 +1,6 @@
 """Every bad input of the catalogue (tests/bad_inputs.py) gets its one clear answer, from Python and from the CLI."""
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ import tunekit as tk
 from bad_inputs import CASES, WARNINGS
 
 ROOT = Path(__file__).resolve().parent.parent
+RECORDED = ROOT / "docs" / "errors.json"  # the messages the docs' troubleshooting page shows (docs/_ext/tunekit_docs.py)
 
 
 def test_the_catalogue_is_big_and_its_ids_are_unique():
@@ -39,6 +41,23 @@ def test_train_raises_the_catalogued_error(case, tmp_path, monkeypatch):
     assert "\n" not in message
     for word in case.words:
         assert word in message, f"{word!r} not in: {message}"
+    shown = as_documented(message, tmp_path)
+    recorded = json.loads(RECORDED.read_text(encoding="utf-8"))
+    if os.environ.get("TUNEKIT_RECORD_ERRORS") == "1":
+        RECORDED.write_text(json.dumps({**recorded, case.id: shown}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    else:
+        assert recorded.get(case.id) == shown, ("docs/errors.json shows another message for this case: record it again "
+                                                "with TUNEKIT_RECORD_ERRORS=1 pytest tests/test_bad_inputs.py")
+
+
+def as_documented(message: str, folder: Path) -> str:
+    """The message as the troubleshooting page shows it: the test's own folders as a reader's placeholders."""
+    from tunekit.home import cache_home
+
+    for path, name in ((folder, "<folder>"), (ROOT, "<repo>"), (cache_home(), "<TUNEKIT_HOME>"),
+                       (Path.home(), "~")):
+        message = message.replace(str(path), name)
+    return message
 
 
 def _run_cli(case, folder: Path) -> subprocess.CompletedProcess:

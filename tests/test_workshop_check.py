@@ -123,3 +123,24 @@ def test_set_injects_any_parameter_as_a_literal_and_the_row_names_it(books, tmp_
     assert workshop_check.main([str(path), "--folder", str(out)]) == 1  # without --set the notebook's own values stay
     with pytest.raises(SystemExit):
         workshop_check.main([str(path), "--set", "24"])  # not NAME=VALUE: argparse says so and stops
+
+
+def test_a_passing_run_is_published_for_the_docs_with_when_where_and_how_long(books, tmp_path):
+    path = notebook(books, "02_sft", WRITES_EVAL.format(stem="02_sft"), "print('an output the site must show')")
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[0].metadata["tags"] = ["parameters"]
+    nb.cells[0].source = "SEED = 42\n" + nb.cells[0].source
+    nbformat.write(nb, path)
+    out = tmp_path / "check"
+    assert workshop_check.main([str(path), "--folder", str(out)]) == 0
+    assert not (ROOT / "docs" / "notebooks" / "02_sft.ipynb").is_file() or (
+        "an output the site must show" not in (ROOT / "docs" / "notebooks" / "02_sft.ipynb").read_text())
+    [row] = json.loads((out / "results.json").read_text())  # a notebook outside notebooks/ is not published ...
+    shown = workshop_check.publish(out / "02_sft.ipynb", row, tmp_path / "docs")  # ... the repository's are, so
+    published = nbformat.read(shown, as_version=4)
+    note = published.cells[0].source
+    assert published.cells[0].cell_type == "markdown" and "make workshop-check" in note
+    assert workshop_check.machine() in note and "seed 42" in note and "perplexity 6.9 -> 1.73" in note
+    assert any("an output the site must show" in o.get("text", "") for c in published.cells if c.cell_type == "code"
+               for o in c.get("outputs", []))
+    assert workshop_check.own_seed(published) == 42

@@ -16,6 +16,10 @@ and 02's adapter stay for 04 and 05), and keeps the other notebooks' rows. ``--s
 ``SEED`` parameter (a cell ``SEED = N`` after its parameters cell, as papermill injects one), so a second
 seed shows whether a before -> after holds; the row records the seed. ``--set NAME=VALUE`` sets any other
 parameter the same way (``--set KL_OFF_STEPS=24`` runs 04_ppo's optional section); the row records it.
+
+A notebook of ``notebooks/`` that passes with its own parameters (no ``--set``, ``--seed`` absent or the notebook's own) is also
+published to ``docs/notebooks/``: the executed copy, opened by a note of when, on what machine and in how long it
+ran, which the documentation site shows as it is (``make docs`` never runs a notebook). ``--no-docs`` skips that.
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ import argparse
 import ast
 import json
 import os
+import platform
+import re
 import shutil
 import sys
 import time
@@ -31,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "notebooks"  # the executed copies the documentation site shows
 
 
 def cell_seconds(cell, stopped_at: datetime | None = None) -> float | None:
@@ -143,10 +150,52 @@ def run_notebook(path: Path, folder: Path, budget: float, seed: int | None = Non
             "slowest_cells": slowest_cells(notebook, stopped_at=stopped_at if error else None)}
 
 
+def machine() -> str:
+    """This machine in a few words: its cores and CPU (the site says where its notebook outputs were made)."""
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        found = re.search(r"^model name\s*:\s*(.+)$", cpuinfo.read_text(errors="replace"), re.M)
+        model = found.group(1).strip() if found else model
+    return f"{os.cpu_count()} cores of {model}, {platform.system()}"
+
+
+def own_seed(notebook) -> int | None:
+    """The ``SEED`` a notebook sets in its parameters cell (None if it sets none)."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            found = re.search(r"^SEED\s*=\s*(\d+)", cell.source, re.M)
+            return int(found.group(1)) if found else None
+    return None
+
+
+def publish(executed: Path, row: dict, folder: Path = DOCS) -> Path:
+    """Copy an executed notebook to the docs, opened by a note of when, where and in how long it ran."""
+    import nbformat
+
+    notebook = nbformat.read(executed, as_version=4)
+    note = (f"*This page shows the notebook as `make workshop-check` ran it on "
+            f"{datetime.now(timezone.utc):%Y-%m-%d}, on {machine()}: {row['seconds'] / 60:.1f} min with its own "
+            f"parameters (seed {row['seed'] if row['seed'] is not None else own_seed(notebook)}); held-out before -> "
+            f"after: {said(row['before_after'])}. Run it yourself with `make lab`.*")
+    cell = nbformat.v4.new_markdown_cell(note)
+    cell.metadata["tags"] = ["workshop-check-note"]
+    notebook.cells.insert(0, cell)
+    folder.mkdir(parents=True, exist_ok=True)
+    nbformat.write(notebook, folder / executed.name)
+    return folder / executed.name
+
+
 def _full_mode_env() -> dict:
     env = {k: v for k, v in os.environ.items() if k != "TUNEKIT_SMOKE"}
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
+
+
+def nbformat_read(path: Path):
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
 
 
 def _last_line(text: str) -> str:
@@ -155,7 +204,7 @@ def _last_line(text: str) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """The rows as a markdown table (the README carries one)."""
+    """The rows as a markdown table (docs/workshop.md carries one)."""
     out = ["| notebook | seed | wall time | held-out before -> after | result | slowest cells |",
            "|---|---|---|---|---|---|"]
     for r in rows:
@@ -178,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not empty the folder: rerun a notebook after a fix, on the earlier ones' outputs")
     parser.add_argument("--seed", type=int, default=None,
                         help="set each notebook's SEED parameter (default: the notebooks' own)")
+    parser.add_argument("--no-docs", action="store_true",
+                        help="do not publish passing notebooks to docs/notebooks/ (the site's rendered notebooks)")
     parser.add_argument("--set", type=parameter, action="append", default=[], metavar="NAME=VALUE", dest="values",
                         help="set another parameter of each notebook, e.g. --set KL_OFF_STEPS=24 (repeatable)")
     args = parser.parse_args(argv)
@@ -193,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[workshop-check] {path.stem}: running (budget {args.budget:.0f} s) ...", flush=True)
         rows.append(run_notebook(path.resolve(), args.folder, args.budget, args.seed, dict(args.values)))
         r = rows[-1]
+        ours = path.resolve().parent == ROOT / "notebooks"  # the repository's notebooks, as they are
+        own = ours and not args.values and args.seed in (None, own_seed(nbformat_read(path)))
+        if r["passed"] and own and not args.no_docs:
+            print(f"[workshop-check] {path.stem}: published to {publish(args.folder / path.name, r).relative_to(ROOT)}")
         print(f"[workshop-check] {path.stem}: {'pass' if r['passed'] else 'FAIL (' + r['failure'] + ')'}, "
               f"{r['seconds']:.0f} s; {said(r['before_after'])}", flush=True)
         rows.sort(key=lambda row: row["notebook"])

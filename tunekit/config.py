@@ -75,27 +75,27 @@ class Config:
     template: str | None = None  # LLaMA-Factory's name; the tokenizer's own template is used where it has one
     enable_thinking: bool = True  # false: thinking off in the chat template (as the *_nothink templates do)
     preserve_thinking: bool = False  # keep earlier answers' reasoning (templates that read it; LLaMA-Factory's key)
-    trust_remote_code: bool = False
-    cache_dir: str | None = None
+    trust_remote_code: bool = False  # run the code a hub model ships (its own modeling / tokenizer files); for models you trust
+    cache_dir: str | None = None  # where hub models are downloaded to (default: the Hugging Face cache)
     backend: str = "auto"  # auto | hf | unsloth
-    quantization_bit: int | None = None
-    flash_attn: str = "auto"
+    quantization_bit: int | None = None  # 4 | 8: QLoRA, the base quantized as it loads (bitsandbytes or Unsloth); lora only, CUDA
+    flash_attn: str = "auto"  # not used (LLaMA-Factory: auto | disabled | sdpa | fa2 | fa3): the backend picks the kernel
     # --- method ------------------------------------------------------------------------------
-    stage: str = "sft"
+    stage: str = "sft"  # pt | sft | rm | ppo | dpo | kto | grpo | rloo | distill: the training method (tunekit/stages)
     do_train: bool = True  # unless the config sets do_eval or do_predict without it (then false, as in LLaMA-Factory)
     do_eval: bool = False  # evaluate on eval_dataset / the val_size split (after training, or alone: do_train: false)
     do_predict: bool = False  # sft: generate an answer per held-out row (predict_with_generate); rm: score each pair
     predict_with_generate: bool = False  # sft: do_predict generates answers and scores them with BLEU-4 / ROUGE
-    finetuning_type: str = "lora"
+    finetuning_type: str = "lora"  # lora | freeze | full: what trains (QLoRA is lora with quantization_bit)
     lora_target: str = "all"  # "all" = every linear layer but the output head, or a comma list
-    lora_rank: int = 8
+    lora_rank: int = 8  # LoRA's rank r: the inner dimension of each adapter's two matrices
     lora_alpha: int | None = None  # default: 2 x lora_rank, as in LLaMA-Factory
-    lora_dropout: float = 0.0
+    lora_dropout: float = 0.0  # dropout on the LoRA branch's input (below 1; 0.05 is usual)
     additional_target: str | None = None  # extra modules trained and saved in full with the adapter
     freeze_trainable_layers: int = 2  # last n layers (first n when negative)
-    freeze_trainable_modules: str = "all"
-    freeze_extra_modules: str | None = None
-    # LoRA variants and LLaMA-Factory's extras (README "LoRA variants"), each through the library that has it
+    freeze_trainable_modules: str = "all"  # freeze: the trainable layers' modules that train: all, or a comma list (mlp,self_attn)
+    freeze_extra_modules: str | None = None  # freeze: modules outside the layers that also train (comma list: embed_tokens,norm)
+    # LoRA variants and LLaMA-Factory's extras (docs/config.md, "LoRA variants"), each through the library that has it
     use_dora: bool = False  # DoRA: weight-decomposed LoRA (peft)
     use_rslora: bool = False  # rank-stabilised LoRA: scaling lora_alpha / sqrt(lora_rank) (peft)
     pissa_init: bool = False  # PiSSA: the adapter starts from the weights' principal singular vectors (peft)
@@ -107,27 +107,27 @@ class Config:
     use_dft_loss: bool = False  # sft: dynamic fine-tuning, each token's loss weighted by its probability
     use_muon: bool = False  # the Muon optimizer for the hidden layers' matrices (torch.optim.Muon), AdamW for the rest
     use_galore: bool = False  # GaLore: low-rank gradient projection (transformers' galore optimizers; galore-torch)
-    galore_target: str = "all"
-    galore_rank: int = 16
-    galore_update_interval: int = 200
-    galore_scale: float = 2.0
-    galore_proj_type: str = "std"
-    galore_layerwise: bool = False
+    galore_target: str = "all"  # GaLore: the linear layers it projects: all (every one but the output heads) or a comma list
+    galore_rank: int = 16  # GaLore: the rank of the projected gradients
+    galore_update_interval: int = 200  # GaLore: steps between recomputing the projection (update_proj_gap)
+    galore_scale: float = 2.0  # GaLore: the scale of the projected update
+    galore_proj_type: str = "std"  # GaLore: std | reverse_std | right | left | full (galore-torch's proj_type)
+    galore_layerwise: bool = False  # GaLore: each layer's optimizer steps during the backward pass, to save memory
     # preference stages (rm, dpo, kto) and ppo
-    pref_beta: float = 0.1
-    pref_loss: str = "sigmoid"
-    pref_ftx: float = 0.0
-    simpo_gamma: float = 0.5
+    pref_beta: float = 0.1  # dpo, kto: beta (orpo: lambda); grpo, rloo: KL weight; distill: the divergence (default 1 there)
+    pref_loss: str = "sigmoid"  # dpo: sigmoid (DPO) | hinge | ipo | orpo | simpo (orpo and simpo without a reference model)
+    pref_ftx: float = 0.0  # dpo: weight of an SFT loss on the chosen answers (simpo: cpo_alpha; orpo has its own); kto: ignored
+    simpo_gamma: float = 0.5  # dpo with pref_loss simpo: the target reward margin
     precompute_ref_log_probs: bool | None = None  # dpo/kto: None = when rows are seen more than once (epochs > 1)
-    kto_chosen_weight: float = 1.0
-    kto_rejected_weight: float = 1.0
-    reward_model: str | None = None
-    reward_model_type: str = "lora"
-    ppo_epochs: int = 4
-    ppo_buffer_size: int = 1
-    ppo_target: float = 6.0
-    ppo_score_norm: bool = False
-    ppo_whiten_rewards: bool = False
+    kto_chosen_weight: float = 1.0  # kto: weight of the good answers' losses (trl's desirable_weight)
+    kto_rejected_weight: float = 1.0  # kto: weight of the bad answers' losses (undesirable_weight); raise the rarer class's
+    reward_model: str | None = None  # ppo: an rm run's output_dir (or module:function); grpo, rloo: an rm output, one more reward
+    reward_model_type: str = "lora"  # ppo: lora | full (both read from the folder) | function (reward_model is module:function)
+    ppo_epochs: int = 4  # ppo: passes over each rollout buffer's mini-batches per step
+    ppo_buffer_size: int = 1  # ppo: a step samples batch x accumulation x this many prompts (the rollout buffer)
+    ppo_target: float = 6.0  # ppo: the KL the adaptive controller steers towards; 0: the KL coefficient stays ppo_init_kl_coef
+    ppo_score_norm: bool = False  # ppo: normalise the scores by their running mean and standard deviation
+    ppo_whiten_rewards: bool = False  # ppo: scale the per-token rewards to unit spread (mean kept) before GAE
     ppo_gamma: float = 1.0  # GAE discount
     ppo_lambda: float = 0.95  # GAE lambda
     ppo_cliprange: float = 0.2  # clip range of the policy ratio
@@ -140,8 +140,8 @@ class Config:
     num_generations_eval: int | None = None  # answers per held-out prompt in the trainer's evaluation (trl's key); default num_generations
     reward_funcs: str = "accuracy,format"  # comma list: accuracy, format, length (tunekit/rewards.py), module:function
     reward_weights: str | None = None  # one number per reward (reward_model last); default: 1 each
-    # grpo's variants (and rloo's clipping): trl's keys, names and defaults, passed to its config (README "GRPO's
-    # variants"); grpo: dapo's loss, clip-higher and sequence-level ratios are Dr. GRPO, DAPO and GSPO
+    # grpo's variants (and rloo's clipping): trl's keys, names and defaults, passed to its config (docs/stages/grpo.md);
+    # grpo: dapo's loss, clip-higher and sequence-level ratios are Dr. GRPO, DAPO and GSPO
     loss_type: str = "dapo"  # grpo: how the token losses are averaged: grpo (per answer), dr_grpo, dapo, bnpo, ...
     importance_sampling_level: str = "token"  # grpo: token, or sequence (GSPO: one ratio per answer)
     scale_rewards: str = "group"  # grpo: advantages divided by the group's spread, the batch's, or none (Dr. GRPO)
@@ -159,63 +159,63 @@ class Config:
     eval_dataset: str | None = None  # held-out sets, named as dataset is
     dataset_dir: str = "data"  # a folder with dataset_info.json; the bundled sets are always known
     dataset_split: str = "train"  # the split read from a hub id or a saved DatasetDict (org/name:split names one)
-    cutoff_len: int = 2048
-    max_samples: int | None = None
+    cutoff_len: int = 2048  # most tokens per row, prompt + answer (longer sft rows are cut turn by turn); pt: the block size
+    max_samples: int | None = None  # read at most the first n rows of each data set (for quick runs)
     val_size: float = 0.0  # fraction (< 1) or number of rows (>= 1) held out for evaluation
-    packing: bool | None = None  # default: on for pt, off otherwise (sft: see README "Speed" for why)
-    train_on_prompt: bool = False
-    mask_history: bool = False
-    overwrite_cache: bool = False
+    packing: bool | None = None  # default: on for pt, off otherwise (sft: see docs/speed.md for why)
+    train_on_prompt: bool = False  # sft: the prompt tokens carry loss too, not only the answers
+    mask_history: bool = False  # sft: only the last answer carries loss (and keeps its tokens first when a row is cut)
+    overwrite_cache: bool = False  # not used: rows are tokenized in memory on every run, with no cache (see tokenized_path)
     tokenized_path: str | None = None  # save the prepared rows here and stop; when it holds them, train on them
-    preprocessing_num_workers: int | None = None
+    preprocessing_num_workers: int | None = None  # not used: rows are tokenized in the main process
     identity_name: str = "Tuna"  # fills {{name}} in data sets (the bundled `identity`)
     identity_author: str = "the tunekit team"  # fills {{author}}
     # --- output ------------------------------------------------------------------------------
-    output_dir: str = "saves/tunekit"
-    overwrite_output_dir: bool = False
-    logging_steps: int = 10
-    save_steps: int = 500
-    save_total_limit: int | None = None
-    plot_loss: bool = False
-    report_to: str = "none"
+    output_dir: str = "saves/tunekit"  # where a run writes its adapter or model, checkpoints, log and plots
+    overwrite_output_dir: bool = False  # remove output_dir's results and train there; export: write into a non-empty export_dir
+    logging_steps: int = 10  # log the loss and metrics every n steps (the first and last steps always); eval_steps' default
+    save_steps: int = 500  # save a checkpoint-N every n steps (save_strategy: steps)
+    save_total_limit: int | None = None  # keep at most n checkpoints (the oldest removed); none: keep all
+    plot_loss: bool = False  # after training, draw each of the stage's metrics (loss, rewards, ...) as a PNG in output_dir
+    report_to: str = "none"  # none | all | a comma list of loggers (wandb, tensorboard, ...), each installed
     # --- train -------------------------------------------------------------------------------
-    per_device_train_batch_size: int = 1
+    per_device_train_batch_size: int = 1  # rows per device per forward pass (grpo, rloo: answers; kto trains at least 2)
     per_device_eval_batch_size: int = 8  # transformers' default: evaluation and prediction batch their rows
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 5.0e-5
-    num_train_epochs: float = 3.0
-    max_steps: int = -1
-    lr_scheduler_type: str = "linear"
-    warmup_ratio: float = 0.0
-    warmup_steps: int = 0
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    optim: str = "adamw_torch"
-    bf16: bool = False
-    fp16: bool = False
+    gradient_accumulation_steps: int = 1  # batches per optimizer step: the effective batch is batch size x this x devices
+    learning_rate: float = 5.0e-5  # the optimizer's peak learning rate (after warmup, before the schedule's decay)
+    num_train_epochs: float = 3.0  # passes over the training rows (a fraction allowed); max_steps, when set, wins
+    max_steps: int = -1  # optimizer steps to train; -1: as many as num_train_epochs make
+    lr_scheduler_type: str = "linear"  # transformers' schedules: linear, cosine, constant, constant_with_warmup, polynomial, ...
+    warmup_ratio: float = 0.0  # share of the steps over which the rate rises from 0 (below 1); warmup_steps, when set, wins
+    warmup_steps: int = 0  # steps over which the rate rises from 0; 0: warmup_ratio decides
+    weight_decay: float = 0.0  # the optimizer's weight decay
+    max_grad_norm: float = 1.0  # gradients are clipped to this norm; 0: no clipping
+    optim: str = "adamw_torch"  # the optimizer, by transformers' name (adamw_torch, adafactor, sgd, ...); ppo: always AdamW
+    bf16: bool = False  # bf16 mixed precision on a GPU that has it (else fp32, with a warning); LoRA: the base loads in bf16
+    fp16: bool = False  # fp16 mixed precision on a CUDA GPU (else fp32, with a warning); LoRA: the base loads in fp16
     pure_bf16: bool = False  # the weights themselves in bf16, without mixed precision (LLaMA-Factory's key; CUDA)
-    seed: int = 42
+    seed: int = 42  # the random seed: initialisation, shuffling, the val_size split, sampling
     gradient_checkpointing: bool | None = None  # None: on only when the activations would not fit (see the log)
     resume_from_checkpoint: Union[bool, str, None] = None  # true = the last checkpoint in output_dir
-    eval_strategy: str = "no"
-    eval_steps: int | None = None
-    save_strategy: str = "steps"
-    ddp_timeout: int = 1800
-    deepspeed: str | None = None
-    dataloader_num_workers: int = 0
+    eval_strategy: str = "no"  # no | steps | epoch: evaluate the held-out rows during training (steps: every eval_steps)
+    eval_steps: int | None = None  # eval_strategy steps: evaluate every n steps; default logging_steps
+    save_strategy: str = "steps"  # no | steps | epoch | best: when checkpoints are saved (steps: every save_steps)
+    ddp_timeout: int = 1800  # seconds a multi-process run (torchrun, accelerate) waits for its processes; unused in one process
+    deepspeed: str | None = None  # a DeepSpeed JSON config file (e.g. examples/deepspeed/ds_z2_config.json); ignored without CUDA
+    dataloader_num_workers: int = 0  # processes that load the batches (0: the main process)
     # --- generation (samples, ppo rollouts, chat) --------------------------------------------
-    max_new_tokens: int = 512
-    temperature: float = 0.95
-    top_p: float = 0.7
-    top_k: int = 50
-    do_sample: bool = True
-    repetition_penalty: float = 1.0
+    max_new_tokens: int = 512  # longest generated answer (ppo, grpo, rloo, distill, do_predict); below cutoff_len when sampling
+    temperature: float = 0.95  # sampling temperature (ppo, grpo, rloo, distill, do_predict); distill's loss uses it too
+    top_p: float = 0.7  # nucleus sampling: only the likeliest tokens up to this probability mass (0 to 1)
+    top_k: int = 50  # sample among the k likeliest tokens only (0: no limit)
+    do_sample: bool = True  # do_predict: sample with temperature / top_p / top_k; false: greedy decoding
+    repetition_penalty: float = 1.0  # above 1: tokens already in the text less likely (grpo, rloo, distill, do_predict; not ppo)
     skip_special_tokens: bool = True  # do_predict: decode the answers without special tokens
     # --- export (merge a LoRA adapter into its base) -----------------------------------------
-    export_dir: str | None = None
+    export_dir: str | None = None  # tunekit export: the folder the merged model (and export_gguf's file) is written to
     export_size: int = 5  # shard size in GB
-    export_device: str = "cpu"
-    export_legacy_format: bool = False
+    export_device: str = "cpu"  # not used (LLaMA-Factory's cpu | auto): the merge runs where the backend loads the model
+    export_legacy_format: bool = False  # tunekit export: .bin weight files instead of safetensors
     export_gguf: str | None = None  # f16 | q8_0: also write export_dir/model-<type>.gguf and an Ollama Modelfile
     # TrainingArguments keys without a field above, passed to the trainer as they are.
     training_args: dict = field(default_factory=dict)
@@ -374,7 +374,7 @@ def validate(raw: dict) -> Config:
                 passthrough[key] = value
                 continue
             close = difflib.get_close_matches(str(key), KEYS, n=1, cutoff=0.6)
-            hint = f"; did you mean '{close[0]}'?" if close else "; see the key list in README.md"
+            hint = f"; did you mean '{close[0]}'?" if close else "; every key is in docs/config.md (the configuration reference)"
             raise ConfigError(f"unknown config key '{key}'{hint}")
         values[key] = _coerce(key, value, _TYPES[key])
     cfg = Config(**values, training_args=passthrough)

@@ -58,7 +58,7 @@ GPUS = (  # published figures (dense bf16 / fp16 tensor throughput; memory bandw
     GPU("H100 80 GB", 80 * GIB, 989e12, 3350e9),
 )
 
-# Factors measured by bench/plan_accuracy.py (make bench-plan) on 2 CPU cores; see the README's "Will it fit".
+# Factors measured by bench/plan_accuracy.py (make bench-plan) on 2 CPU cores; see docs/plan.md.
 CALIBRATION = {
     "runtime_bytes": 0.62 * GIB,  # the process before the model: Python, torch, transformers, trl, peft, datasets
     "allocator": 1.15,  # CPU memory the allocator holds beyond what the tensors need (fragmentation, workspaces)

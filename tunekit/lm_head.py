@@ -5,7 +5,7 @@ a forward that ``trl.trainer.utils.add_fused_lm_head`` puts on the model. On a G
 only the positions that carry a label, in tiles. Elsewhere it projects *every* position (the prompt and the
 padding too), computes entropy, mean logit and top-1 for its metrics in the same tiles, and projects again in
 the backward pass; on 2 CPU cores that made an sft step of SmolLM2-135M 1.3x slower than the model's own loss
-(README "Speed"; ``bench/vs_llamafactory.py``).
+(docs/speed.md; ``bench/vs_llamafactory.py``).
 
 ``CompactLMHead`` is a trainer mixin for CPU runs: once trl has patched the model, it gives it a forward
 that projects only the labelled positions (the answer tokens) through the model's own head, with plain

@@ -29,7 +29,7 @@ def say_cut(cfg: Config, split: str, lengths: list[int], dropped: int) -> None:
 
 
 def packed(cfg: Config) -> bool:
-    return bool(cfg.packing)  # off unless the config turns it on (see README "Speed" for why)
+    return bool(cfg.packing)  # off unless the config turns it on (see docs/speed.md for why)
 
 
 def encode_row(cfg: Config, tokenizer, row: dict, reasoning: bool = False) -> dict:
