@@ -4,7 +4,6 @@ import json
 import os
 import subprocess
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -61,6 +60,7 @@ def as_documented(message: str, folder: Path) -> str:
 
 
 def _run_cli(case, folder: Path) -> subprocess.CompletedProcess:
+    """``case`` through a real `python -m tunekit train` process."""
     folder.mkdir(parents=True)
     config = _config_path(folder, case.build(folder))
     env = {**os.environ, **case.env, "PYTHONPATH": str(ROOT)}
@@ -68,13 +68,53 @@ def _run_cli(case, folder: Path) -> subprocess.CompletedProcess:
                           cwd=folder, env=env, timeout=600)
 
 
+def _run_cli_forked(cases, root: Path) -> dict[str, subprocess.CompletedProcess]:
+    """Every case through `tunekit train` in a process of its own, forked from one that has already imported what
+    a run imports (tests/cli_forks.py): the same answers as fresh processes, without 122 start-ups. One forking
+    process per environment, two at a time."""
+    groups: dict = {}
+    for case in cases:
+        folder = root / case.id
+        folder.mkdir(parents=True)
+        job = {"config": str(_config_path(folder, case.build(folder))), "cwd": str(folder), "out": str(folder / "cli")}
+        groups.setdefault(tuple(sorted(case.env.items())), []).append((case.id, job))
+    runs = []
+    for n, (env, jobs) in enumerate(groups.items()):
+        for half in (jobs[::2], jobs[1::2]):
+            if half:
+                listing = root / f"jobs-{n}-{len(runs)}.json"
+                listing.write_text(json.dumps([job for _, job in half]))
+                runs.append((half, listing, subprocess.Popen(
+                    [sys.executable, str(ROOT / "tests" / "cli_forks.py"), str(listing)],
+                    env={**os.environ, **dict(env), "PYTHONPATH": str(ROOT)})))
+    answers = {}
+    for half, listing, process in runs:
+        assert process.wait(timeout=1800) == 0
+        codes = json.loads(Path(str(listing) + ".codes").read_text())
+        for (case_id, job), code in zip(half, codes):
+            answers[case_id] = subprocess.CompletedProcess(
+                ["tunekit", "train", job["config"]], code, Path(job["out"] + ".stdout").read_text(),
+                Path(job["out"] + ".stderr").read_text())
+    return answers
+
+
 @pytest.fixture(scope="module")
 def cli_answers(tmp_path_factory):
-    """Every case through `tunekit train`, three processes at a time (most of each is Python start-up)."""
-    root = tmp_path_factory.mktemp("cli")
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {case.id: pool.submit(_run_cli, case, root / case.id) for case in CASES}
-    return {name: future.result() for name, future in futures.items()}
+    """Every case through `tunekit train` (see _run_cli_forked)."""
+    return _run_cli_forked(CASES, tmp_path_factory.mktemp("cli"))
+
+
+@pytest.mark.parametrize("case_id", ["unknown_key_did_you_mean", "jsonl_with_one_bad_line", "model_folder_without_config"]
+                         + [c.id for c in CASES if c.env][:1])
+def test_a_forked_cli_process_answers_as_a_fresh_one(case_id, cli_answers, tmp_path):
+    """The forked processes stand for fresh ones: a few cases (a config error, a data error, a model error and one
+    with its own environment) run as real `python -m tunekit` processes give the same exit code and stderr."""
+    case = next(c for c in CASES if c.id == case_id)
+    fresh = _run_cli(case, tmp_path / "fresh")
+    forked = cli_answers[case_id]
+    assert fresh.returncode == forked.returncode
+    folder = Path(forked.args[2]).parent
+    assert fresh.stderr.replace(str(tmp_path / "fresh"), "<folder>") == forked.stderr.replace(str(folder), "<folder>")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
