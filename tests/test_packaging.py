@@ -57,7 +57,7 @@ def test_wheelhouse_install_runs_every_pip_call_offline_and_plain_install_does_n
     assert check < offline.index(pip_calls[0])  # the laptop's kind is checked before pip runs
     online = _make_n("install")
     assert not any("--no-index" in line for line in online)
-    assert any('-e ".[dev,lab,galore,harness]"' in line for line in online)
+    assert any('-e ".[dev,lab,galore,harness,docs]"' in line for line in online)
 
 
 def test_make_wheelhouse_fetches_the_cpu_install_and_the_readme_says_how_to_use_it():
