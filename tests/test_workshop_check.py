@@ -144,3 +144,4 @@ def test_a_passing_run_is_published_for_the_docs_with_when_where_and_how_long(bo
     assert any("an output the site must show" in o.get("text", "") for c in published.cells if c.cell_type == "code"
                for o in c.get("outputs", []))
     assert workshop_check.own_seed(published) == 42
+    assert "widgets" not in published.metadata  # no live widget state: a static page shows the panels' copies

@@ -170,10 +170,15 @@ def own_seed(notebook) -> int | None:
 
 
 def publish(executed: Path, row: dict, folder: Path = DOCS) -> Path:
-    """Copy an executed notebook to the docs, opened by a note of when, where and in how long it ran."""
+    """Copy an executed notebook to the docs, opened by a note of when, where and in how long it ran, without the live
+    widgets' state (the panels' static copies stay: they are what a page without a kernel shows)."""
     import nbformat
 
     notebook = nbformat.read(executed, as_version=4)
+    notebook.metadata.pop("widgets", None)  # the live widgets' state (megabytes of chart data): not for a static page
+    for cell in notebook.cells:  # each panel's output keeps its static copy (HTML, PNG), which every renderer shows
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
     note = (f"*This page shows the notebook as `make workshop-check` ran it on "
             f"{datetime.now(timezone.utc):%Y-%m-%d}, on {machine()}: {row['seconds'] / 60:.1f} min with its own "
             f"parameters (seed {row['seed'] if row['seed'] is not None else own_seed(notebook)}); held-out before -> "
