@@ -31,6 +31,7 @@ import io
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -710,15 +711,36 @@ def against_measurement(est: Estimate, log: list[dict]) -> dict:
     return out
 
 
+def start_measuring(cuda: bool) -> None:
+    """Count the run's peak from now: a notebook's kernel may hold what earlier runs left (their high-water mark is
+    not this run's). CUDA: torch's peak statistics; Linux: the process's high-water mark (VmHWM), which writing 5 to
+    ``/proc/self/clear_refs`` sets to the memory resident now. Elsewhere the process's peak stays what it was."""
+    if cuda:
+        import torch
+
+        torch.cuda.reset_peak_memory_stats()
+        return
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        pass
+
+
 def measured_peak(cuda: bool) -> int:
-    """The run's measured peak: ``max_memory_allocated`` on CUDA, else the process's peak RSS."""
+    """The run's measured peak since ``start_measuring``: ``max_memory_allocated`` on CUDA, else the process's peak
+    resident memory (VmHWM on Linux; the process's whole-life ``ru_maxrss`` elsewhere)."""
     if cuda:
         import torch
 
         return int(torch.cuda.max_memory_allocated())
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
     import resource
 
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * (1 if sys.platform == "darwin" else 1024)
 
 
 def median_step_seconds(log: list[dict]) -> float | None:
