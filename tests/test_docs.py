@@ -57,6 +57,16 @@ def test_the_site_covers_every_topic_and_the_troubleshooting_page_shows_every_ca
         assert case.id.replace("_", " ").capitalize() in shown, case.id
 
 
+def test_the_rendered_notebooks_are_the_workshop_checks_copies_with_their_outputs(site):
+    copies = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
+    assert copies, "docs/notebooks/ is empty: make workshop-check publishes the notebooks it ran"
+    for copy in copies:
+        assert (ROOT / "notebooks" / copy.name).is_file(), f"{copy.name} is not a notebook of notebooks/"
+        page = (site / "notebooks" / f"{copy.stem}.html").read_text(encoding="utf-8")
+        assert "make workshop-check" in page and "ran it on" in page, copy.name  # when, where, how long
+        assert page.count('class="cell_output') >= 3, copy.name  # shown with its outputs, not run at build time
+
+
 @pytest.mark.parametrize("breakage", ["broken link", "page outside the navigation", "unknown key"])
 def test_a_strict_build_fails_on_what_it_promises_to_catch(breakage, tmp_path):
     docs = tmp_path / "docs"
