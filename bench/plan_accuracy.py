@@ -1,6 +1,6 @@
 """The plan's predictions against measurement: peak memory and seconds per step, predicted / measured.
 
-    python bench/plan_accuracy.py                     # every stage, the tiny model and SmolLM2-135M (about 30 min)
+    python bench/plan_accuracy.py                     # every stage, the tiny model and SmolLM2-135M (about 45 min)
     python bench/plan_accuracy.py --models tiny       # the tiny model only (minutes)
     python bench/plan_accuracy.py --stages sft,dpo    # some stages only
 
@@ -38,7 +38,10 @@ STAGES = {  # stage: keys (rows longer than cutoff_len, so that every batch has 
     "grpo": {"dataset": "math_demo", "num_generations": 2, "max_new_tokens": 16, "reward_funcs": "format"},
     "ppo": {"dataset": "alpaca_en_demo", "reward_model_type": "function", "reward_model": "plan_rewards:length",
             "max_new_tokens": 16},
+    "rloo": {"dataset": "math_demo", "num_generations": 2, "max_new_tokens": 16, "reward_funcs": "format"},
+    "distill": {"dataset": "math_demo", "max_new_tokens": 16},  # the teacher: the same model (see run)
 }
+SAMPLING = ("grpo", "ppo", "rloo", "distill")  # their rows hold a prompt and room for the answer
 REWARDS = "def length(prompts, responses):\n    return [min(len(r), 100) / 100 for r in responses]\n"
 
 
@@ -46,8 +49,10 @@ def run(model: str, stage: str, batch: int, checkpointing: bool, folder: Path, s
     out = folder / f"{model}-{stage}-b{batch}-{'gc' if checkpointing else 'nogc'}"
     keys = {"model_name_or_path": MODELS[model], "stage": stage, "output_dir": str(out), "overwrite_output_dir": True,
             "max_steps": steps, "logging_steps": 1, "save_steps": 1000, "per_device_train_batch_size": batch,
-            "cutoff_len": 64 if stage not in ("grpo", "ppo") else 96, "max_samples": 64, "report_to": "none",
+            "cutoff_len": 96 if stage in SAMPLING else 64, "max_samples": 64, "report_to": "none",
             "gradient_checkpointing": checkpointing, "plot_loss": False, **STAGES[stage]}
+    if stage == "distill":  # a teacher as large as the student: its weights and forward pass are in the plan
+        keys["teacher_model"] = MODELS[model]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(folder)])}
     done = subprocess.run([sys.executable, "-m", "tunekit", "train", *(f"{k}={v}" for k, v in keys.items())],
                           capture_output=True, text=True, env=env, cwd=folder)
@@ -67,6 +72,24 @@ def within(value, band) -> str:
     return "-" if value is None else f"{value:.2f}{'' if band[0] <= value <= band[1] else ' !'}"
 
 
+def markdown(rows: list[dict]) -> str:
+    """``rows`` as the table docs/plan.md carries (``--markdown``: from bench/results-plan.json, nothing run)."""
+    gib = 2 ** 30
+    out = ["| model | stage | batch | checkpointing | peak predicted / measured | ratio | s/step predicted / measured | "
+           "ratio |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        if "error" in r:
+            out.append(f"| {r['model']} | {r['stage']} | {r['batch']} | {'on' if r['checkpointing'] else 'off'} | "
+                       f"failed: {r['error']} | | | |")
+            continue
+        mark = lambda value, band: f"{value:.2f}" + ("" if band[0] <= value <= band[1] else " (out)")  # noqa: E731
+        out.append(f"| {r['model']} | {r['stage']} | {r['batch']} | {'on' if r['checkpointing'] else 'off'} | "
+                   f"{r['plan_peak_memory_bytes'] / gib:.2f} / {r['measured_peak_memory_bytes'] / gib:.2f} GiB | "
+                   f"{mark(r['memory_ratio'], MEMORY_BAND)} | {r['plan_seconds_per_step']:.3g} / "
+                   f"{r['measured_seconds_per_step']:.3g} | {mark(r['time_ratio'], TIME_BAND)} |")
+    return "\n".join(out)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", default="tiny,smollm2")
@@ -77,7 +100,12 @@ def main() -> int:
                              "by a third from one to the next; 6 on SmolLM2)")
     parser.add_argument("--runs", type=int, default=None,
                         help="processes per configuration, the fastest kept (default: 2 on the tiny model, 1 on SmolLM2)")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print bench/results-plan.json as docs/plan.md's table, and run nothing")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads((HERE / "results-plan.json").read_text())))
+        return 0
     rows = []
     print(f"{'model':<8} {'stage':<5} {'batch':>5} {'ckpt':>4} {'peak pred':>10} {'measured':>9} {'ratio':>6} "
           f"{'s/step pred':>11} {'measured':>9} {'ratio':>6}")
