@@ -60,7 +60,7 @@ test: $(STAMP)
 
 # Only the real-browser test: JupyterLab + Debian's /usr/bin/chromium (apt-get install chromium).
 test-ui: $(STAMP)
-	$(BIN)/python -m pytest -q tests/test_browser.py
+	$(BIN)/python -m pytest -q tests/test_browser.py tests/test_browser_docs.py
 
 # llama.cpp itself (llama-cpp-python, compiled from its sdist on install: cmake and a C++ compiler, ~20 minutes on 2
 # cores the first time) runs tunekit's GGUF of each family's tiny model: same tokens, logits, greedy answers and end
