@@ -34,7 +34,6 @@ def config_rows() -> list[dict]:
 
     source = (ROOT / "tunekit" / "config.py").read_text(encoding="utf-8")
     comments, sections, section = {}, {}, ""
-    pending: list[str] = []  # comment lines above a field (a group's heading, continued comments)
     names = {f.name for f in dataclasses.fields(Config)}
     in_class = False
     for tok in tokenize.generate_tokens(io.StringIO(source).readline):
