@@ -68,8 +68,9 @@ def run(model: str, stage: str, batch: int, checkpointing: bool, folder: Path, s
     return row
 
 
-def within(value, band) -> str:
-    return "-" if value is None else f"{value:.2f}{'' if band[0] <= value <= band[1] else ' !'}"
+def within(value, band, out: str = " !") -> str:
+    """The ratio, marked with ``out`` where it falls outside ``band``."""
+    return "-" if value is None else f"{value:.2f}{'' if band[0] <= value <= band[1] else out}"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -82,11 +83,10 @@ def markdown(rows: list[dict]) -> str:
             out.append(f"| {r['model']} | {r['stage']} | {r['batch']} | {'on' if r['checkpointing'] else 'off'} | "
                        f"failed: {r['error']} | | | |")
             continue
-        mark = lambda value, band: f"{value:.2f}" + ("" if band[0] <= value <= band[1] else " (out)")  # noqa: E731
         out.append(f"| {r['model']} | {r['stage']} | {r['batch']} | {'on' if r['checkpointing'] else 'off'} | "
                    f"{r['plan_peak_memory_bytes'] / gib:.2f} / {r['measured_peak_memory_bytes'] / gib:.2f} GiB | "
-                   f"{mark(r['memory_ratio'], MEMORY_BAND)} | {r['plan_seconds_per_step']:.3g} / "
-                   f"{r['measured_seconds_per_step']:.3g} | {mark(r['time_ratio'], TIME_BAND)} |")
+                   f"{within(r['memory_ratio'], MEMORY_BAND, ' (out)')} | {r['plan_seconds_per_step']:.3g} / "
+                   f"{r['measured_seconds_per_step']:.3g} | {within(r['time_ratio'], TIME_BAND, ' (out)')} |")
     return "\n".join(out)
 
 

@@ -4,11 +4,9 @@ A module of its own: tests/test_browser.py keeps one Playwright session open for
 sync session cannot start inside it. Skipped or failed without Chromium as test_browser.py is (it is imported).
 """
 
-import subprocess
-import sys
-
 from conftest import ROOT
 from test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_FLAGS
+from test_docs import build
 
 
 def test_the_documentation_site_renders_from_disk_in_chromium(tmp_path):
@@ -17,8 +15,7 @@ def test_the_documentation_site_renders_from_disk_in_chromium(tmp_path):
     from playwright.sync_api import sync_playwright
 
     site = tmp_path / "site"
-    done = subprocess.run([sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html",
-                           str(ROOT / "docs"), str(site)], capture_output=True, text=True, timeout=600)
+    done = build(ROOT / "docs", site)  # as make docs builds it
     assert done.returncode == 0, done.stderr[-3000:]
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as playwright:

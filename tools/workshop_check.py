@@ -197,12 +197,6 @@ def _full_mode_env() -> dict:
     return env
 
 
-def nbformat_read(path: Path):
-    import nbformat
-
-    return nbformat.read(path, as_version=4)
-
-
 def _last_line(text: str) -> str:
     lines = [line for line in text.strip().splitlines() if line.strip()]
     return lines[-1][:200] if lines else text[:200]
@@ -237,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", type=parameter, action="append", default=[], metavar="NAME=VALUE", dest="values",
                         help="set another parameter of each notebook, e.g. --set KL_OFF_STEPS=24 (repeatable)")
     args = parser.parse_args(argv)
+    import nbformat
+
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("*.ipynb"))
     results = args.folder / "results.json"
     if args.folder.exists() and not args.keep:
@@ -250,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(run_notebook(path.resolve(), args.folder, args.budget, args.seed, dict(args.values)))
         r = rows[-1]
         ours = path.resolve().parent == ROOT / "notebooks"  # the repository's notebooks, as they are
-        own = ours and not args.values and args.seed in (None, own_seed(nbformat_read(path)))
+        own = ours and not args.values and args.seed in (None, own_seed(nbformat.read(path, as_version=4)))
         if r["passed"] and own and not args.no_docs:
             print(f"[workshop-check] {path.stem}: published to {publish(args.folder / path.name, r).relative_to(ROOT)}")
         print(f"[workshop-check] {path.stem}: {'pass' if r['passed'] else 'FAIL (' + r['failure'] + ')'}, "

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import io
 import json
 import re
@@ -28,7 +29,8 @@ ROOT = Path(__file__).resolve().parents[2]
 logger = logging.getLogger(__name__)
 
 
-def config_rows() -> list[dict]:
+@functools.cache  # read once per build: the reference and every stage page's key table use it
+def config_rows() -> tuple[dict, ...]:
     """One row per ``Config`` field: section, key, type, default and comment, in the order of ``config.py``."""
     from tunekit.config import Config
 
@@ -56,7 +58,7 @@ def config_rows() -> list[dict]:
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         rows.append({"section": sections.get(f.name, ""), "key": f.name, "type": _type_name(hints[f.name]),
                      "default": default, "comment": comments.get(f.name, "")})
-    return rows
+    return tuple(rows)
 
 
 def ignored_keys() -> dict[str, str]:
