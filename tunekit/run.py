@@ -182,12 +182,11 @@ def plan(config: Config | str | dict, *, reward_fn=None, cuda: bool | None = Non
     bf16_ok = cuda and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     predicted = None
     if cfg.do_train and not preprocess_only:  # what the run will cost: memory and time (tunekit/estimate.py)
-        from .estimate import estimate, sample_length, start_measuring
+        from .estimate import estimate, sample_length
 
         try:
             length, rows = sample_length(cfg, stage)
             predicted = estimate(cfg, stage, length=length, rows=rows, cuda=cuda and torch.cuda.is_available())
-            start_measuring(predicted.device == "cuda")  # the peak measured after the run is this run's alone
         except (TunekitError, OSError, ValueError) as err:  # the model's own loading says what is wrong, next
             say(f"[tunekit] plan: not made ({error_reason(err)})")
     return Plan(cfg=cfg, stage=stage, backend=backend, processes=world_size(), resume=resume, rewards=rewards,
@@ -367,6 +366,10 @@ def build(p: Plan, callbacks: list | None = None, *, progress: bool = True) -> B
     from .models import load_tokenizer
 
     cfg, stage = p.cfg, p.stage
+    if p.estimate is not None:  # the peak measured after the run is this run's alone (not tk.plan's caller's)
+        from .estimate import start_measuring
+
+        start_measuring(p.estimate.device == "cuda")
     say(f"[tunekit] {describe(cfg, p.backend, stage)}")
     tokenizer = load_tokenizer(cfg, backend=p.backend)
     data = rows(p, tokenizer)
