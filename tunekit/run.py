@@ -323,7 +323,7 @@ def rows(p: Plan, tokenizer):
     try:
         data = datasets.load_from_disk(cfg.tokenized_path)
     except (FileNotFoundError, ValueError) as err:
-        raise ConfigError(f"tokenized_path={cfg.tokenized_path!r} is not a folder of saved rows ({error_reason(err)}); "
+        raise ConfigError(f"tokenized_path={cfg.tokenized_path!r} is not a folder of saved rows ({error_reason(err, cfg.tokenized_path)}); "
                           "give an empty or new folder to save them there first") from None
     data = data if isinstance(data, datasets.DatasetDict) else datasets.DatasetDict({"train": data})
     say(f"[tunekit] rows loaded from tokenized_path={cfg.tokenized_path} ({len(data['train'])} training rows); "

@@ -129,7 +129,7 @@ def _read_file(name: str, path: Path) -> list[dict]:
         try:
             return pq.read_table(path).to_pylist()
         except pyarrow.ArrowException as err:
-            raise DataError(f"dataset {name!r}: {path} is not a readable parquet file: {error_reason(err)}") from None
+            raise DataError(f"dataset {name!r}: {path} is not a readable parquet file: {error_reason(err, path)}") from None
     if suffix == ".txt":  # as the datasets "text" loader reads it: one row per line, in a "text" column
         return [{"text": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     if suffix == ".arrow":  # an Arrow stream, as datasets writes its cache and save_to_disk files
@@ -139,7 +139,7 @@ def _read_file(name: str, path: Path) -> list[dict]:
         try:
             return datasets.Dataset.from_file(str(path)).to_list()
         except (pyarrow.ArrowException, OSError, ValueError) as err:
-            raise DataError(f"dataset {name!r}: {path} is not a readable Arrow file: {error_reason(err)}") from None
+            raise DataError(f"dataset {name!r}: {path} is not a readable Arrow file: {error_reason(err, path)}") from None
     raise DataError(f"dataset {name!r}: {path} is not a {', '.join(FILE_TYPES)} file")
 
 

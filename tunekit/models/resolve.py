@@ -84,7 +84,7 @@ def from_pretrained(loader, path: str, **kwargs):
         return loader.from_pretrained(path, **kwargs)
     except Exception as err:  # a local folder's bad config.json or weights: one line, whatever the library raised
         if not is_hub:
-            raise ConfigError(f"model_name_or_path={path!r} cannot be loaded ({error_reason(err)}); "
+            raise ConfigError(f"model_name_or_path={path!r} cannot be loaded ({error_reason(err, path)}); "
                               "check that the folder was written by save_pretrained and is complete") from None
         if not isinstance(err, OSError):
             raise
