@@ -23,6 +23,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tunekit.home import cache_home
+
 HERE = Path(__file__).resolve().parent
 MEMORY_BAND, TIME_BAND = (0.8, 1.25), (0.7, 1.4)
 MODELS = {"tiny": "tiny-random-llama", "smollm2": "smollm2-135m-instruct"}
@@ -106,6 +108,9 @@ def main() -> int:
     if args.markdown:
         print(markdown(json.loads((HERE / "results-plan.json").read_text())))
         return 0
+    # The probes of this machine (its matrix-multiply rate, memory bandwidth, small-operation rate) are made again
+    # now, as the first run's plan makes them: a cache from another day would describe another state of the machine.
+    (cache_home() / "machine_rate.json").unlink(missing_ok=True)
     rows = []
     print(f"{'model':<8} {'stage':<5} {'batch':>5} {'ckpt':>4} {'peak pred':>10} {'measured':>9} {'ratio':>6} "
           f"{'s/step pred':>11} {'measured':>9} {'ratio':>6}")

@@ -131,6 +131,21 @@ def test_the_plan_follows_the_keys_that_cost():
     assert grpo.parts["kv_cache"] > 0
 
 
+def test_the_fixed_costs_scale_with_how_fast_this_machine_launches_small_operations(monkeypatch):
+    """A step's fixed cost is counted in the calibrating machine's seconds: on a CPU that runs the small-operation
+    probe half as fast it doubles, and the arithmetic's share (priced at the matrix-multiply rate) stays."""
+    import tunekit.estimate as plan
+
+    measured = {"dispatch": CALIBRATION["dispatch_rate_cpu"], "bandwidth": 1e10}
+    monkeypatch.setattr(plan, "machine_rate", lambda what="matmul": measured[what])
+    cfg = tiny(max_steps=10)
+    same = estimate(cfg, STAGES["dpo"], free=100 * GIB, rate=1e10, gpus=False).seconds_per_step
+    measured["dispatch"] /= 2
+    slower = estimate(cfg, STAGES["dpo"], free=100 * GIB, rate=1e10, gpus=False).seconds_per_step
+    fixed = CALIBRATION["step_overhead_cpu"] + CALIBRATION["reference_overhead_cpu"]
+    assert slower - same == pytest.approx(fixed)
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_tunekit_plan_json_for_every_example_yaml(example, capsys):
     assert cli(["plan", str(example), "--json"]) == 0

@@ -17,7 +17,9 @@ rows (the longest of the first rows, capped at ``cutoff_len``). Memory is the su
 
 Time: one step's floating-point work (forward 2N per token, backward 4N in full or 2N with a frozen base, one more
 forward with checkpointing, attention's L^2 terms, sampling's 2N per new token) at this machine's measured
-matrix-multiply rate (``machine_rate``: a second of probing, cached), plus a fixed cost per step. On the GPUs of
+matrix-multiply rate (``machine_rate``: a second of probing, cached), plus a fixed cost per step (Python, the
+optimizer, the collator: measured on the calibrating machine and scaled by how fast this one launches small
+operations, ``machine_rate("dispatch")``). On the GPUs of
 ``GPUS``, from their published bf16 throughput and memory bandwidth. ``CALIBRATION`` holds the factors measured by
 ``bench/plan_accuracy.py``.
 """
@@ -69,11 +71,13 @@ CALIBRATION = {
     # input, and what the non-reentrant checkpoint and LoRA's dropout keep besides)
     "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
     "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
-    "step_overhead_cpu": 0.03,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
-    "reference_overhead_cpu": 0.035,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
+    "dispatch_rate_cpu": 6500.0,  # machine_rate("dispatch") on the calibrating machine: the fixed costs below (step,
+    # reference, checkpointing, sampled token) are its seconds, and scale by it to another CPU
+    "step_overhead_cpu": 0.021,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
+    "reference_overhead_cpu": 0.017,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
     "recompute_cpu": 0.5,  # the share of a forward pass's FLOPs that checkpointing's recomputation costs on a CPU
     # (measured on SmolLM2: about half; the first forward also writes every activation it keeps)
-    "checkpoint_layer_overhead_cpu": 0.008,  # ... and per layer with gradient checkpointing (its hooks, the saved
+    "checkpoint_layer_overhead_cpu": 0.005,  # ... and per layer with gradient checkpointing (its hooks, the saved
     # input and the recomputation's launches: on the tiny model about as much as the step's arithmetic)
     "token_overhead_cpu": 0.002,  # seconds per sampled token besides reading the weights (generate's loop) ...
     "token_layer_overhead_cpu": 0.002,  # ... and per layer (each layer's kernels are launched once per token)
@@ -364,12 +368,13 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
         seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, gpu.bf16_flops, gpu.bandwidth)
     else:
         rate = rate or machine_rate()
-        per_token = CALIBRATION["token_overhead_cpu"] + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"]
+        slower = CALIBRATION["dispatch_rate_cpu"] / machine_rate("dispatch")  # the fixed costs, scaled to this CPU
+        per_token = slower * (CALIBRATION["token_overhead_cpu"] + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"])
         if gen_tokens:  # each new token reads every weight once (as on a GPU), at what generate reaches here
             per_token += weight_bytes / (machine_rate("bandwidth") * CALIBRATION["sampling_bandwidth_cpu"])
-        overhead = CALIBRATION["step_overhead_cpu"] + (
+        overhead = slower * (CALIBRATION["step_overhead_cpu"] + (
             CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0) + (
-            CALIBRATION["checkpoint_layer_overhead_cpu"] * shape["layers"] if checkpointing else 0)
+            CALIBRATION["checkpoint_layer_overhead_cpu"] * shape["layers"] if checkpointing else 0))
         seconds = overhead + flops / (rate * CALIBRATION["efficiency_cpu"]) + gen_tokens * per_token
     seconds *= cfg.gradient_accumulation_steps
     steps = cfg.max_steps if cfg.max_steps > 0 else 0
@@ -560,9 +565,10 @@ def free_memory(cuda: bool) -> int:
 
 
 def machine_rate(what: str = "matmul") -> float:
-    """This machine's fp32 matrix-multiply rate (FLOP/s) with torch's threads, or with ``what="bandwidth"`` the rate
-    at which it reads memory (bytes/s): probed once (about a second) and cached in ``TUNEKIT_HOME`` by CPU and thread
-    count."""
+    """This machine's fp32 matrix-multiply rate (FLOP/s) with torch's threads; with ``what="bandwidth"`` the rate
+    at which it reads memory (bytes/s); with ``what="dispatch"`` how many tiny forward-and-backward passes (four
+    small operations launched from Python) it runs per second, which sets a step's fixed cost. Each is probed once
+    (under a second) and cached in ``TUNEKIT_HOME`` by CPU and thread count."""
     import platform
 
     from .home import cache_home
@@ -579,6 +585,9 @@ def machine_rate(what: str = "matmul") -> float:
     if what == "matmul":
         a, b = torch.randn(512, 1024), torch.randn(1024, 2048)
         work, done = lambda: a @ b, 2 * 512 * 1024 * 2048
+    elif what == "dispatch":  # a step's fixed cost is many small operations, each launched from Python: time some
+        w = torch.zeros(8, requires_grad=True)
+        work, done = lambda: (w * 2 + 1).sum().backward(), 1
     else:  # 256 MiB summed: far more than any cache holds
         a = torch.randn(64 * 2**20)
         work, done = a.sum, a.numel() * 4
