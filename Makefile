@@ -55,8 +55,11 @@ install: $(if $(WHEELHOUSE),$(OFFLINE_STAMP),$(STAMP))
 demo: $(READY)
 	$(BIN)/python examples/demo.py
 
+# The suite in TEST_WORKERS processes (one thread of torch each), each test file whole in one of them (its shared
+# fixtures are built once; the notebooks share one workshop folder, as a room's do).
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 # Only the real-browser test: JupyterLab + Debian's /usr/bin/chromium (apt-get install chromium).
 test-ui: $(STAMP)

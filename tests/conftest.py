@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `make test`: one process per core, so one thread each (torch, and the
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # processes the tests start), where two would wait on each other
+SESSION_ENV = dict(os.environ)  # before any test's monkeypatch: what run_cli's forking process starts with
 
 
 def load_tool(name: str):
@@ -55,7 +59,80 @@ def write_dataset(folder: Path, name: str, rows, info: dict, suffix: str = ".jso
     return path
 
 
-def run_cli(*args, cwd=None, timeout=600):
-    """Run `tunekit ...` in a fresh process; returns the CompletedProcess."""
-    return subprocess.run([sys.executable, "-m", "tunekit.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=timeout)
+def run_cli(*args, cwd=None, timeout=600, input=None):
+    """Run `tunekit ...` in a process of its own; returns the CompletedProcess.
+
+    The process is forked from one that has already imported torch, transformers, trl, peft and datasets
+    (tests/cli_forks.py --serve): a fresh `python -m tunekit` pays about 15 seconds of imports on 2 cores before
+    it reads its arguments. Where this test's environment differs from the forking process's in a variable that a
+    library reads on import (anything but those of CALL_TIME), it is a fresh `python -m tunekit` process instead.
+    tests/test_bad_inputs.py checks that a forked process answers as a fresh one."""
+    args = [str(a) for a in args]
+    env, server = dict(os.environ), _cli_server()
+    if any(env.get(k) != server.env.get(k) for k in set(env) | set(server.env)
+           if k not in CALL_TIME and (k in env or k not in server.imports_set)):
+        return subprocess.run([sys.executable, "-m", "tunekit.cli", *args], capture_output=True, text=True,
+                              cwd=cwd, timeout=timeout, input=input)
+    return server.run(args, Path(cwd or os.getcwd()), {**server.imports_set, **env}, timeout, input)
+
+
+CALL_TIME = {"TUNEKIT_HOME", "TUNEKIT_SMOKE", "PYTHONPATH", "PYTEST_CURRENT_TEST"}  # read when used, not on import
+
+
+class _CliServer:
+    """tests/cli_forks.py --serve, started on the first run_cli of this test process."""
+
+    def __init__(self):
+        env = {**SESSION_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), SESSION_ENV.get("PYTHONPATH")]))}
+        self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "cli_forks.py"), "--serve"],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.env = self._answer("env", None)  # after its imports, which set a few variables, as a fresh one's do
+        self.imports_set = {k: v for k, v in self.env.items() if env.get(k) != v}
+
+    def _answer(self, key: str, timeout: float | None):
+        import select
+
+        while True:
+            if timeout is not None and not select.select([self.process.stdout], [], [], timeout)[0]:
+                return None
+            line = self.process.stdout.readline()
+            if not line:
+                raise RuntimeError("tests/cli_forks.py --serve stopped")
+            if line.startswith("{") and key in json.loads(line):  # a library may print on import: not an answer
+                return json.loads(line)[key]
+
+    def run(self, args: list[str], cwd: Path, env: dict, timeout: float, input: str | None) -> subprocess.CompletedProcess:
+        import tempfile
+
+        out = Path(tempfile.mkdtemp(prefix="tunekit-cli-")) / "run"
+        job = {"argv": args, "cwd": str(cwd), "env": env, "out": str(out)}
+        if input is not None:
+            Path(f"{out}.stdin").write_text(input)
+            job["stdin"] = True
+        self.process.stdin.write(json.dumps(job) + "\n")
+        self.process.stdin.flush()
+        pid = self._answer("pid", None)
+        code = self._answer("code", timeout)
+        if code is None:
+            os.kill(pid, 9)
+            self._answer("code", None)
+            raise subprocess.TimeoutExpired(["tunekit", *args], timeout)
+        done = subprocess.CompletedProcess(["tunekit", *args], code, Path(f"{out}.stdout").read_text(),
+                                           Path(f"{out}.stderr").read_text())
+        shutil.rmtree(out.parent, ignore_errors=True)
+        return done
+
+
+_SERVER: list[_CliServer] = []
+
+
+def _cli_server() -> _CliServer:
+    if not _SERVER or _SERVER[0].process.poll() is not None:
+        _SERVER[:] = [_CliServer()]
+    return _SERVER[0]
+
+
+def pytest_sessionfinish(session):
+    for server in _SERVER:
+        server.process.stdin.close()
+        server.process.wait(timeout=60)

@@ -48,12 +48,7 @@ def test_export_of_a_reward_model_keeps_its_score_head(tmp_path, tiny):
 
 
 def test_chat_reads_prompts_until_an_empty_line(tmp_path):
-    import subprocess
-    import sys
-
-    proc = subprocess.run([sys.executable, "-m", "tunekit.cli", "chat", "--model", "tiny-random-llama",
-                           "--max-new-tokens", "3"], input="hello\nhow are you\n\n", capture_output=True, text=True,
-                          timeout=300)
+    proc = run_cli("chat", "--model", "tiny-random-llama", "--max-new-tokens", "3", input="hello\nhow are you\n\n")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.count("model>") == 2
 

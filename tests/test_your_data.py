@@ -3,16 +3,14 @@ LLaMA-Factory's formats or TRL's documented ones (``docs/source/dataset_formats.
 found from the columns; what was read is said. The rows are our own."""
 
 import json
-import os
 import subprocess
-import sys
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import yaml
 
 import tunekit as tk
+from conftest import run_cli
 from tunekit.data import load_rows
 from tunekit.errors import DataError
 from tunekit.rendering import with_thought
@@ -357,18 +355,14 @@ def _cli(stage: str, folder: Path) -> subprocess.CompletedProcess:
     (folder / "your_data_rewards.py").write_text(REWARDS)
     path = write_jsonl(folder / "rows.jsonl", FORMATS[STAGES[stage][0]])
     keys = [f"{k}={v}" for k, v in {**keys_for(stage, folder / "out"), "dataset": path}.items()]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(folder)])}
-    return subprocess.run([sys.executable, "-m", "tunekit", "train", *keys], capture_output=True, text=True,
-                          cwd=folder, env=env, timeout=600)
+    return run_cli("train", *keys, cwd=folder)  # the rewards' module is found in the working folder
 
 
 @pytest.fixture(scope="module")
 def cli_runs(tmp_path_factory):
-    """Every stage through `tunekit train key=value ...`, three processes at a time."""
+    """Every stage through `tunekit train key=value ...`."""
     root = tmp_path_factory.mktemp("cli")
-    with ThreadPoolExecutor(max_workers=3) as pool:
-        futures = {stage: pool.submit(_cli, stage, root / stage) for stage in STAGES}
-    return {stage: (future.result(), root / stage) for stage, future in futures.items()}
+    return {stage: (_cli(stage, root / stage), root / stage) for stage in STAGES}
 
 
 @pytest.mark.parametrize("stage", STAGES)
@@ -383,8 +377,6 @@ def test_every_stage_trains_from_the_cli_on_a_file_with_keys_and_no_yaml(stage, 
 
 def test_rows_in_memory_are_written_beside_the_outputs_and_the_saved_yaml_repeats_the_run(tmp_path):
     import pandas as pd
-
-    from conftest import run_cli
 
     frame = pd.DataFrame(FORMATS["prompt_completion"])
     keys = keys_for("sft", tmp_path / "first") | {"max_steps": 2, "logging_steps": 1}
