@@ -65,18 +65,21 @@ def run_cli(*args, cwd=None, timeout=600, input=None):
     The process is forked from one that has already imported torch, transformers, trl, peft and datasets
     (tests/cli_forks.py --serve): a fresh `python -m tunekit` pays about 15 seconds of imports on 2 cores before
     it reads its arguments. Where this test's environment differs from the forking process's in a variable that a
-    library reads on import (anything but those of CALL_TIME), it is a fresh `python -m tunekit` process instead.
+    library reads on import (IMPORT_TIME), it is a fresh `python -m tunekit` process instead.
     tests/test_bad_inputs.py checks that a forked process answers as a fresh one."""
     args = [str(a) for a in args]
     env, server = dict(os.environ), _cli_server()
     if any(env.get(k) != server.env.get(k) for k in set(env) | set(server.env)
-           if k not in CALL_TIME and (k in env or k not in server.imports_set)):
+           if k.startswith(IMPORT_TIME) and k != "PYTHONPATH" and (k in env or k not in server.imports_set)):
         return subprocess.run([sys.executable, "-m", "tunekit.cli", *args], capture_output=True, text=True,
                               cwd=cwd, timeout=timeout, input=input)
     return server.run(args, Path(cwd or os.getcwd()), {**server.imports_set, **env}, timeout, input)
 
 
-CALL_TIME = {"TUNEKIT_HOME", "TUNEKIT_SMOKE", "PYTHONPATH", "PYTEST_CURRENT_TEST"}  # read when used, not on import
+# Variables that a library reads when it is imported (the hub's offline switch and folders, torch's threads, the
+# interpreter's own): the rest are read when used, and the forked process is given them.
+IMPORT_TIME = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DATASETS_", "TORCH", "PYTORCH_", "OMP_", "MKL_", "KMP_",
+               "CUDA_", "TOKENIZERS_", "UNSLOTH", "BNB_", "PYTHON")
 
 
 class _CliServer:
