@@ -121,8 +121,11 @@ def test_02_sft_runs_all_cells_in_jupyterlab_with_panels_and_chart(page):
     assert page.locator("span.tk-loss").count() > 0 and page.locator("span.tk-context").count() > 0  # DataPanel
     plots = page.locator(".js-plotly-plot")
     assert plots.count() >= 2  # the DataPanel histogram and the TrainPanel chart, drawn by plotly.js
-    assert page.locator(".js-plotly-plot .scatterlayer .trace").count() >= 2
-    assert page.locator(".js-plotly-plot .scatterlayer .trace path.point").count() >= 2  # the logged points
+    # plotly.js draws the traces after the cell's output arrives: on a busy machine, a moment later
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .scatterlayer .trace').length >= 2",
+                           timeout=30_000, polling=200)
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot .scatterlayer .trace path.point').length >= 2",
+                           timeout=30_000, polling=200)  # the logged points
     assert page.locator("button:has-text('Stop')").count() == 1
     assert re.search(r"done</b> at step 2 of 2", page.content())
     assert page.locator("text=with adapter").count() >= 1  # ChatPanel
