@@ -12,8 +12,9 @@ in its own working folder, its stdout and stderr going to ``<out>.stdout`` / ``<
 - With a JOBS file, the exit codes go to ``<JOBS>.codes`` (JSON, in the jobs' order); the environment is this
   process's own (run one per environment). Used by tests/test_bad_inputs.py, which also runs a few cases as real
   `python -m tunekit` processes and checks that they answer the same.
-- With ``--serve``, a job may carry its input (``stdin``: true, read from ``<out>.stdin``) and its ``env`` (the child's whole environment; the caller sends only jobs whose
-  environment differs from this process's only in variables read at call time, see conftest.run_cli); it first
+- With ``--serve``, a job may carry its input (``stdin``: true, read from ``<out>.stdin``) and its ``env`` (the
+  child's whole environment; the caller sends only jobs whose environment agrees with this process's in the
+  variables libraries read on import, see conftest.run_cli); it first
   answers with its environment after the imports (``{"env": ...}``), then to each job with ``{"pid": ...}`` as it
   starts and ``{"code": ...}`` when it ends. Used by conftest.run_cli.
 """

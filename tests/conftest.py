@@ -101,10 +101,12 @@ class _CliServer:
             line = self.process.stdout.readline()
             if not line:
                 raise RuntimeError("tests/cli_forks.py --serve stopped")
-            if line.startswith("{") and key in json.loads(line):  # a library may print on import: not an answer
-                return json.loads(line)[key]
+            answer = json.loads(line) if line.startswith("{") else {}  # a library may print on import: not one
+            if key in answer:
+                return answer[key]
 
-    def run(self, args: list[str], cwd: Path, env: dict, timeout: float, input: str | None) -> subprocess.CompletedProcess:
+    def run(self, args: list[str], cwd: Path, env: dict, timeout: float,
+            input: str | None) -> subprocess.CompletedProcess:
         import tempfile
 
         out = Path(tempfile.mkdtemp(prefix="tunekit-cli-")) / "run"

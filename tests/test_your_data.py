@@ -16,8 +16,6 @@ from tunekit.errors import DataError
 from tunekit.rendering import with_thought
 from tunekit.run import load_config
 
-ROOT = Path(__file__).resolve().parent.parent
-
 
 def conversation(question: str, answer: str) -> list[dict]:
     return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]

@@ -369,7 +369,8 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
     else:
         rate = rate or machine_rate()
         slower = CALIBRATION["dispatch_rate_cpu"] / machine_rate("dispatch")  # the fixed costs, scaled to this CPU
-        per_token = slower * (CALIBRATION["token_overhead_cpu"] + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"])
+        per_token = slower * (CALIBRATION["token_overhead_cpu"]
+                              + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"])
         if gen_tokens:  # each new token reads every weight once (as on a GPU), at what generate reaches here
             per_token += weight_bytes / (machine_rate("bandwidth") * CALIBRATION["sampling_bandwidth_cpu"])
         overhead = slower * (CALIBRATION["step_overhead_cpu"] + (
