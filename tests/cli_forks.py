@@ -32,6 +32,11 @@ import torch  # noqa: E402,F401
 import transformers  # noqa: E402,F401
 import trl  # noqa: E402,F401
 
+try:  # tunekit.harness imports it on its first call; on import it sets HF_XET_HIGH_PERFORMANCE, which then stays in
+    import lm_eval  # noqa: E402,F401  the test process's environment: here too, so that run_cli's comparison agrees
+except ImportError:  # the harness extra is not installed
+    pass
+
 
 def start(job: dict) -> int:
     """Fork the child that runs ``job``; returns its pid."""

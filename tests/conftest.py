@@ -69,8 +69,7 @@ def run_cli(*args, cwd=None, timeout=600, input=None):
     tests/test_bad_inputs.py checks that a forked process answers as a fresh one."""
     args = [str(a) for a in args]
     env, server = dict(os.environ), _cli_server()
-    if any(env.get(k) != server.env.get(k) for k in set(env) | set(server.env)
-           if k.startswith(IMPORT_TIME) and k != "PYTHONPATH" and (k in env or k not in server.imports_set)):
+    if not server.agrees(env):
         return subprocess.run([sys.executable, "-m", "tunekit.cli", *args], capture_output=True, text=True,
                               cwd=cwd, timeout=timeout, input=input)
     return server.run(args, Path(cwd or os.getcwd()), {**server.imports_set, **env}, timeout, input)
@@ -82,15 +81,21 @@ IMPORT_TIME = ("HF_", "HUGGINGFACE_", "TRANSFORMERS_", "DATASETS_", "TORCH", "PY
                "CUDA_", "TOKENIZERS_", "UNSLOTH", "BNB_", "PYTHON")
 
 
-class _CliServer:
-    """tests/cli_forks.py --serve, started on the first run_cli of this test process."""
+class _ForkServer:
+    """A process that imported the libraries once and forks what a test starts (tests/cli_forks.py,
+    tests/kernel_forks.py); it answers first with its environment after the imports."""
 
-    def __init__(self):
+    def __init__(self, command: list[str], **popen):
         env = {**SESSION_ENV, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), SESSION_ENV.get("PYTHONPATH")]))}
-        self.process = subprocess.Popen([sys.executable, str(ROOT / "tests" / "cli_forks.py"), "--serve"],
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, **popen)
         self.env = self._answer("env", None)  # after its imports, which set a few variables, as a fresh one's do
         self.imports_set = {k: v for k, v in self.env.items() if env.get(k) != v}
+
+    def agrees(self, env: dict) -> bool:
+        """Whether a process started with ``env`` would have imported the libraries as this one did: the same
+        value in every IMPORT_TIME variable, except those the imports set and ``env`` leaves out."""
+        return all(env.get(k) == self.env.get(k) for k in set(env) | set(self.env)
+                   if k.startswith(IMPORT_TIME) and k != "PYTHONPATH" and (k in env or k not in self.imports_set))
 
     def _answer(self, key: str, timeout: float | None):
         import select
@@ -100,10 +105,17 @@ class _CliServer:
                 return None
             line = self.process.stdout.readline()
             if not line:
-                raise RuntimeError("tests/cli_forks.py --serve stopped")
+                raise RuntimeError(f"{' '.join(self.process.args[1:])} stopped")
             answer = json.loads(line) if line.startswith("{") else {}  # a library may print on import: not one
             if key in answer:
                 return answer[key]
+
+
+class _CliServer(_ForkServer):
+    """tests/cli_forks.py --serve, started on the first run_cli of this test process."""
+
+    def __init__(self):
+        super().__init__([sys.executable, str(ROOT / "tests" / "cli_forks.py"), "--serve"], stdin=subprocess.PIPE)
 
     def run(self, args: list[str], cwd: Path, env: dict, timeout: float,
             input: str | None) -> subprocess.CompletedProcess:
@@ -137,7 +149,46 @@ def _cli_server() -> _CliServer:
     return _SERVER[0]
 
 
+class _KernelServer(_ForkServer):
+    """tests/kernel_forks.py --serve, started on the first notebook kernel of this test process."""
+
+    def __init__(self):
+        import tempfile
+
+        self.socket = str(Path(tempfile.mkdtemp(prefix="tunekit-kernels-")) / "socket")
+        super().__init__([sys.executable, str(ROOT / "tests" / "kernel_forks.py"), "--serve", self.socket])
+
+
+_KERNELS: list[_KernelServer] = []
+
+
+def _kernel_server() -> _KernelServer:
+    if not _KERNELS or _KERNELS[0].process.poll() is not None:
+        _KERNELS[:] = [_KernelServer()]
+    return _KERNELS[0]
+
+
+def forked_kernel_manager():
+    """nbclient's kernel manager, whose kernels are forked from a process that has imported the libraries
+    (tests/kernel_forks.py): ``NotebookClient(..., kernel_manager_class=forked_kernel_manager())``. A kernel whose
+    environment differs from that process's in an IMPORT_TIME variable is a fresh process, as without it."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class ForkedKernelManager(AsyncKernelManager):
+        def format_kernel_cmd(self, extra_arguments=None):
+            command = super().format_kernel_cmd(extra_arguments)
+            server = _kernel_server()
+            if command[1:3] != ["-m", "ipykernel_launcher"] or not server.agrees(self._launch_args.get("env", os.environ)):
+                return command
+            return [sys.executable, str(ROOT / "tests" / "kernel_forks.py"), "--launch", server.socket, *command[3:]]
+
+    return ForkedKernelManager
+
+
 def pytest_sessionfinish(session):
     for server in _SERVER:
         server.process.stdin.close()
+        server.process.wait(timeout=60)
+    for server in _KERNELS:
+        server.process.terminate()
         server.process.wait(timeout=60)

@@ -13,7 +13,7 @@ import yaml
 import pytest
 from nbclient import NotebookClient
 
-from conftest import ROOT, load_tool
+from conftest import ROOT, forked_kernel_manager, load_tool
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 NAMES = ["00_quickstart", "01_pretrain", "02_sft", "03_reward_model", "04_ppo", "05_dpo", "06_kto", "07_grpo",
@@ -43,8 +43,7 @@ def test_notebook_has_a_parameters_cell_and_no_stored_outputs(path):
 def test_notebook_runs_in_smoke_mode(path, workshop, monkeypatch):
     monkeypatch.setenv("TUNEKIT_SMOKE", "1")
     notebook = nbformat.read(path, as_version=4)
-    NotebookClient(notebook, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(workshop)}}).execute()  # raises on any cell error
+    execute(notebook, workshop)
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
     assert not [o for o in outputs if o.output_type == "error"]
     views = [o for o in outputs if WIDGET_VIEW in o.get("data", {})]
@@ -93,6 +92,13 @@ def test_notebook_code_is_about_the_lesson(path):
     assert "print(" not in notebook.cells[-2].source  # the closing cell prints through the library
 
 
+def execute(notebook, folder: Path) -> None:
+    """Run every cell in a kernel whose working folder is ``folder``; raises on any cell's error. The kernel is
+    forked from a process that has imported the libraries (conftest.forked_kernel_manager)."""
+    NotebookClient(notebook, timeout=600, kernel_name="python3", kernel_manager_class=forked_kernel_manager(),
+                   resources={"metadata": {"path": str(folder)}}).execute()
+
+
 def yaml_of(folder: Path, stem: str) -> dict:
     import yaml
 
@@ -104,7 +110,7 @@ def test_ppo_notebook_builds_a_small_reward_model_when_03_was_not_run_and_runs_i
     monkeypatch.setenv("TUNEKIT_SMOKE", "1")
     notebook = nbformat.read(ROOT / "notebooks" / "04_ppo.ipynb", as_version=4)
     notebook = load_tool("workshop_check").with_parameters(notebook, {"KL_OFF_STEPS": 24})  # as papermill injects it
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    execute(notebook, tmp_path)
     text = "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
     assert "run 03_reward_model.ipynb first" in text
     assert (tmp_path / "saves" / "03_reward_model" / "adapter_config.json").is_file()
@@ -172,7 +178,7 @@ def run_smoke(name: str, folder: Path, monkeypatch, **values):
     notebook = nbformat.read(ROOT / "notebooks" / f"{name}.ipynb", as_version=4)
     if values:
         notebook = load_tool("workshop_check").with_parameters(notebook, values)  # as papermill injects them
-    NotebookClient(notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
+    execute(notebook, folder)
     return "".join(o.get("text", "") for c in notebook.cells if c.cell_type == "code" for o in c.outputs)
 
 
