@@ -108,7 +108,7 @@ def main() -> int:
     if args.markdown:
         print(markdown(json.loads((HERE / "results-plan.json").read_text())))
         return 0
-    # The probes of this machine (its matrix-multiply rate, memory bandwidth, small-operation rate) are made again
+    # The probes of this machine (its matrix-multiply rate and memory bandwidth) are made again
     # now, as the first run's plan makes them: a cache from another day would describe another state of the machine.
     (cache_home() / "machine_rate.json").unlink(missing_ok=True)
     rows = []
@@ -141,7 +141,9 @@ def main() -> int:
     time_ok = sum(r["time_ratio"] is not None and TIME_BAND[0] <= r["time_ratio"] <= TIME_BAND[1] for r in good)
     print(f"\nwithin the bands: memory {memory_ok} of {len(good)} runs (0.8-1.25), time {time_ok} of {len(good)} "
           f"(0.7-1.4); {len(rows) - len(good)} runs failed")
-    (HERE / "results-plan.json").write_text(json.dumps(rows, indent=2) + "\n")
+    out = HERE / "results-plan.json"  # the rows of models not measured this time are kept
+    kept = [r for r in json.loads(out.read_text()) if r["model"] not in args.models.split(",")] if out.exists() else []
+    out.write_text(json.dumps(kept + rows, indent=2) + "\n")
     return 0 if memory_ok == time_ok == len(good) == len(rows) else 1
 
 

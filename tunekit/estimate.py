@@ -18,8 +18,8 @@ rows (the longest of the first rows, capped at ``cutoff_len``). Memory is the su
 Time: one step's floating-point work (forward 2N per token, backward 4N in full or 2N with a frozen base, one more
 forward with checkpointing, attention's L^2 terms, sampling's 2N per new token) at this machine's measured
 matrix-multiply rate (``machine_rate``: a second of probing, cached), plus a fixed cost per step (Python, the
-optimizer, the collator: measured on the calibrating machine and scaled by how fast this one launches small
-operations, ``machine_rate("dispatch")``). On the GPUs of
+optimizer, the collator: measured on the calibrating machine and scaled by this one's matrix-multiply rate
+against that machine's). On the GPUs of
 ``GPUS``, from their published bf16 throughput and memory bandwidth. ``CALIBRATION`` holds the factors measured by
 ``bench/plan_accuracy.py``.
 """
@@ -71,8 +71,10 @@ CALIBRATION = {
     # input, and what the non-reentrant checkpoint and LoRA's dropout keep besides)
     "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
     "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
-    "dispatch_rate_cpu": 6500.0,  # machine_rate("dispatch") on the calibrating machine: the fixed costs below (step,
-    # reference, checkpointing, sampled token) are its seconds, and scale by it to another CPU
+    "matmul_rate_cpu": 118e9,  # machine_rate() on the calibrating machine (2 cores, AVX2): the fixed costs below
+    # (step, reference, checkpointing, sampled token) are its seconds, and scale by this rate to another CPU. Between
+    # the two CPUs measured, a tiny step's fixed cost changed as the matrix-multiply rate did (1.6x against 1.55x);
+    # a probe of small operations launched from Python did not (3.8x), see docs/plan.md
     "step_overhead_cpu": 0.021,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
     "reference_overhead_cpu": 0.017,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
     "recompute_cpu": 0.5,  # the share of a forward pass's FLOPs that checkpointing's recomputation costs on a CPU
@@ -368,7 +370,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
         seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, gpu.bf16_flops, gpu.bandwidth)
     else:
         rate = rate or machine_rate()
-        slower = CALIBRATION["dispatch_rate_cpu"] / machine_rate("dispatch")  # the fixed costs, scaled to this CPU
+        slower = CALIBRATION["matmul_rate_cpu"] / rate  # the fixed costs, scaled to this CPU
         per_token = slower * (CALIBRATION["token_overhead_cpu"]
                               + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"])
         if gen_tokens:  # each new token reads every weight once (as on a GPU), at what generate reaches here
@@ -567,9 +569,8 @@ def free_memory(cuda: bool) -> int:
 
 def machine_rate(what: str = "matmul") -> float:
     """This machine's fp32 matrix-multiply rate (FLOP/s) with torch's threads; with ``what="bandwidth"`` the rate
-    at which it reads memory (bytes/s); with ``what="dispatch"`` how many tiny forward-and-backward passes (four
-    small operations launched from Python) it runs per second, which sets a step's fixed cost. Each is probed once
-    (under a second) and cached in ``TUNEKIT_HOME`` by CPU and thread count."""
+    at which it reads memory (bytes/s). Each is probed once (under a second) and cached in ``TUNEKIT_HOME`` by CPU
+    and thread count."""
     import platform
 
     from .home import cache_home
@@ -586,9 +587,6 @@ def machine_rate(what: str = "matmul") -> float:
     if what == "matmul":
         a, b = torch.randn(512, 1024), torch.randn(1024, 2048)
         work, done = lambda: a @ b, 2 * 512 * 1024 * 2048
-    elif what == "dispatch":  # a step's fixed cost is many small operations, each launched from Python: time some
-        w = torch.zeros(8, requires_grad=True)
-        work, done = lambda: (w * 2 + 1).sum().backward(), 1
     else:  # 256 MiB summed: far more than any cache holds
         a = torch.randn(64 * 2**20)
         work, done = a.sum, a.numel() * 4
