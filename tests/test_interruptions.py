@@ -307,3 +307,22 @@ def test_save_total_limit_keeps_the_newest_whole_checkpoints(tiny):
     result = tk.train({**tiny, "max_steps": 4, "save_steps": 1, "save_total_limit": 2})
     out = Path(result.output_dir)
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-3", "checkpoint-4"]
+
+
+def test_only_the_process_that_writes_the_final_model_clears_its_staging_folder(tmp_path):
+    """Under torchrun every process calls save_outputs; one that came later removed the folder the first one was
+    writing into (seen as a failed save in the suite). The others leave it, and wait for it to be cleared."""
+    from types import SimpleNamespace
+
+    from tunekit.safety import STAGING, save_outputs
+
+    staging = tmp_path / f".saving{STAGING}"
+    staging.mkdir()
+    (staging / "adapter_model.safetensors").write_text("being written by process 0")
+    waited = []
+    other = SimpleNamespace(model=torch.nn.Linear(2, 2), state=SimpleNamespace(global_step=3),
+                            is_world_process_zero=lambda: False, save_model=lambda path: None,
+                            accelerator=SimpleNamespace(wait_for_everyone=lambda: waited.append(True)))
+    save_outputs(other, tokenizer=None, output_dir=str(tmp_path), metrics={})
+    assert (staging / "adapter_model.safetensors").read_text() == "being written by process 0"
+    assert waited == [True]

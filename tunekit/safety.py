@@ -115,9 +115,12 @@ def save_outputs(trainer, tokenizer, output_dir: str, metrics: dict) -> None:
     check_weights(trainer.model, trainer.state.global_step)
     out = Path(output_dir)
     staging = out / f".saving{STAGING}"
-    shutil.rmtree(staging, ignore_errors=True)
-    trainer.save_model(str(staging))
     primary = getattr(trainer, "is_world_process_zero", lambda: True)()
+    if primary:  # only the process that writes clears the folder: another one, later, removed what it was writing
+        shutil.rmtree(staging, ignore_errors=True)
+    if getattr(trainer, "accelerator", None) is not None:
+        trainer.accelerator.wait_for_everyone()  # cleared before any process saves (sharded saves write from each)
+    trainer.save_model(str(staging))
     if primary:
         tokenizer.save_pretrained(str(staging))
         trainer.state.save_to_json(str(staging / "trainer_state.json"))
