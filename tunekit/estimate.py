@@ -238,15 +238,14 @@ def meta_model(cfg: Config, head: str = "causal_lm"):
 
     from .models import resolve_model
     from .models.adapters import attach_adapters
+    from .models.resolve import cache_only
 
     from .errors import ConfigError, error_reason
-    from .hub import hub_reachable
 
     name = cfg.model_name_or_path
     try:  # a folder with a config.json is enough (no weights, no tokenizer): the plan of a model not downloaded
         path = name if (Path(name).expanduser() / "config.json").is_file() else resolve_model(name)
-        offline = not Path(path).expanduser().exists() and not hub_reachable()  # the cache only, not minutes of retries
-        config = transformers.AutoConfig.from_pretrained(path, **({"local_files_only": True} if offline else {}))
+        config = transformers.AutoConfig.from_pretrained(path, **cache_only(path))  # offline: no minutes of retries
     except ConfigError:
         raise
     except (OSError, ValueError) as err:

@@ -75,11 +75,16 @@ def _check_model_folder(path: Path, name: str) -> None:
         )
 
 
+def cache_only(path: str) -> dict:
+    """``{"local_files_only": True}`` for a hub id while the hub cannot be reached (the cache answers at once, where
+    the hub's client would retry for minutes), else nothing: keyword arguments for any ``from_pretrained``."""
+    return {"local_files_only": True} if not Path(path).exists() and not hub_reachable() else {}
+
+
 def from_pretrained(loader, path: str, **kwargs):
     """``loader.from_pretrained`` with a one-line error when a hub id cannot be had."""
     is_hub = not Path(path).exists()
-    if is_hub and not hub_reachable():
-        kwargs["local_files_only"] = True
+    kwargs.update(cache_only(path))
     try:
         return loader.from_pretrained(path, **kwargs)
     except Exception as err:  # a local folder's bad config.json or weights: one line, whatever the library raised
