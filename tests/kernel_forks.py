@@ -29,6 +29,7 @@ def launch(path: str, argv: list[str]) -> int:
     socket.send_fds(conn, [json.dumps(request).encode()], [0, 1, 2])
     reader = conn.makefile()
     kernel = json.loads(reader.readline())["pid"]
+
     def pass_on(signum, _frame):
         try:
             os.kill(kernel, signum)
@@ -42,21 +43,10 @@ def launch(path: str, argv: list[str]) -> int:
 
 
 def serve(path: str) -> None:
+    import cli_forks  # noqa: F401  the libraries a run imports (tunekit, torch, transformers, trl, ...): paid once, here
     import ipykernel.kernelapp  # noqa: F401  the kernel itself
-    import tunekit  # noqa: F401
-    import tunekit.widgets  # noqa: F401  ipywidgets, plotly
-    from tunekit.cli import main  # noqa: F401
+    import tunekit.widgets  # noqa: F401  the panels: ipywidgets, plotly
 
-    import datasets  # noqa: F401  the libraries a notebook imports as it runs: paid once, here
-    import peft  # noqa: F401
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-    import trl  # noqa: F401
-
-    try:
-        import lm_eval  # noqa: F401  sets HF_XET_HIGH_PERFORMANCE on import, as in tests/cli_forks.py
-    except ImportError:
-        pass
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(path)
     listener.listen()

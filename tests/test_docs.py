@@ -63,9 +63,9 @@ def test_the_rendered_notebooks_are_the_workshop_checks_copies_with_their_output
     copies = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
     assert [c.name for c in copies] == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")), \
         "every notebook has its executed copy: python tools/workshop_check.py notebooks/NAME.ipynb publishes it"
+    code = lambda path: [c.source for c in nbformat.read(path, as_version=4).cells  # noqa: E731
+                         if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
     for copy in copies:
-        code = lambda path: [c.source for c in nbformat.read(path, as_version=4).cells  # noqa: E731
-                             if c.cell_type == "code" and "injected-parameters" not in c.metadata.get("tags", [])]
         assert code(copy) == code(ROOT / "notebooks" / copy.name), \
             f"docs/notebooks/{copy.name} shows an older version of the notebook: run the workshop check on it again"
         page = (site / "notebooks" / f"{copy.stem}.html").read_text(encoding="utf-8")
