@@ -143,7 +143,8 @@ def main() -> int:
           f"(0.7-1.4); {len(rows) - len(good)} runs failed")
     out = HERE / "results-plan.json"  # the rows of models not measured this time are kept
     kept = [r for r in json.loads(out.read_text()) if r["model"] not in args.models.split(",")] if out.exists() else []
-    out.write_text(json.dumps(kept + rows, indent=2) + "\n")
+    rows = sorted(kept + rows, key=lambda r: list(MODELS).index(r["model"]))  # the order of MODELS, whichever ran
+    out.write_text(json.dumps(rows, indent=2) + "\n")
     return 0 if memory_ok == time_ok == len(good) == len(rows) else 1
 
 
