@@ -143,6 +143,23 @@ def test_the_fixed_costs_scale_with_this_machines_matrix_multiply_rate():
     assert same > fixed  # the fixed part at the calibrating machine's rate, and the arithmetic besides
 
 
+def test_ppo_pays_a_steps_fixed_cost_per_pass_over_its_buffer(monkeypatch):
+    """tunekit's ppo loop makes ppo_epochs x ppo_buffer_size updates per step, each with the fixed cost of a trainer
+    step (its forward, backward and optimizer bookkeeping), and samples each buffer's batches."""
+    monkeypatch.setitem(CALIBRATION, "efficiency_cpu", float("inf"))  # the arithmetic left out: the fixed costs alone
+    rate = CALIBRATION["matmul_rate_cpu"]
+
+    def seconds(**keys):
+        cfg = tiny(**{"stage": "ppo", "max_steps": 10, "max_new_tokens": 16, "reward_model_type": "function"} | keys)
+        return estimate(cfg, STAGES["ppo"], free=100 * GIB, rate=rate, gpus=False).seconds_per_step
+
+    step = CALIBRATION["step_overhead_cpu"]
+    assert seconds(ppo_epochs=4) - seconds(ppo_epochs=1) == pytest.approx(3 * step)
+    sampled = seconds(ppo_epochs=1, max_new_tokens=32) - seconds(ppo_epochs=1)  # 16 more tokens in one buffer
+    assert sampled > 0
+    assert seconds(ppo_epochs=1, ppo_buffer_size=2) - seconds(ppo_epochs=1) == pytest.approx(step + sampled)
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_tunekit_plan_json_for_every_example_yaml(example, capsys):
     assert cli(["plan", str(example), "--json"]) == 0

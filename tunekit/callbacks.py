@@ -55,7 +55,7 @@ class LogCallback(TrainerCallback):
             record[key] = _clean(value)
             if key in _ALIASES:
                 record[_ALIASES[key]] = record[key]
-        record["elapsed"] = round(time.time() - self.start, 3)
+        record["elapsed"] = round(time.time() - self.start, 4)
         self.history.append(record)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

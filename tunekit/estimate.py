@@ -70,20 +70,23 @@ CALIBRATION = {
     "layer_checkpointed": 10,  # kept per token per layer with checkpointing, in units of hidden_size (the layer's
     # input, and what the non-reentrant checkpoint and LoRA's dropout keep besides)
     "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
-    "efficiency_cpu": 0.55,  # the share of the matrix-multiply rate a training step reaches on a CPU
-    "matmul_rate_cpu": 118e9,  # machine_rate() on the calibrating machine (2 cores, AVX2): the fixed costs below
-    # (step, reference, checkpointing, sampled token) are its seconds, and scale by this rate to another CPU. Between
-    # the two CPUs measured, a tiny step's fixed cost changed as the matrix-multiply rate did (1.6x against 1.55x);
-    # a probe of small operations launched from Python did not (3.8x), see docs/plan.md
-    "step_overhead_cpu": 0.021,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
-    "reference_overhead_cpu": 0.017,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
+    # The CPU time model's factors below were fitted together (least squares on predicted / measured - 1, none
+    # negative: `python bench/plan_accuracy.py --fit`) to the 68 rows of make bench-plan measured 2026-12-07 on 2
+    # cores of an AMD EPYC with AVX-512, whose matrix-multiply probe read 152-181 GFLOP/s (see docs/plan.md)
+    "efficiency_cpu": 0.64,  # the share of the matrix-multiply rate a training step reaches on a CPU
+    "matmul_rate_cpu": 166e9,  # machine_rate() on the calibrating machine: the fixed costs below are its seconds, and
+    # scale by this rate to another CPU (between the two CPUs measured, a tiny step's fixed cost changed about as the
+    # matrix-multiply rate did; a probe of small operations launched from Python did not, see docs/plan.md)
+    "step_overhead_cpu": 0.0118,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
+    "reference_overhead_cpu": 0.0076,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
     "recompute_cpu": 0.5,  # the share of a forward pass's FLOPs that checkpointing's recomputation costs on a CPU
     # (measured on SmolLM2: about half; the first forward also writes every activation it keeps)
-    "checkpoint_layer_overhead_cpu": 0.005,  # ... and per layer with gradient checkpointing (its hooks, the saved
+    "checkpoint_layer_overhead_cpu": 0.0028,  # ... and per layer with gradient checkpointing (its hooks, the saved
     # input and the recomputation's launches: on the tiny model about as much as the step's arithmetic)
-    "token_overhead_cpu": 0.002,  # seconds per sampled token besides reading the weights (generate's loop) ...
-    "token_layer_overhead_cpu": 0.002,  # ... and per layer (each layer's kernels are launched once per token)
-    "sampling_bandwidth_cpu": 0.14,  # the share of the measured memory bandwidth that a sampled token's reads of
+    "token_overhead_cpu": 0.0,  # seconds per sampled token besides reading the weights (generate's loop; fitted to
+    # nothing beside the per-layer part) ...
+    "token_layer_overhead_cpu": 0.00175,  # ... and per layer (each layer's kernels are launched once per token)
+    "sampling_bandwidth_cpu": 0.196,  # the share of the measured memory bandwidth that a sampled token's reads of
     # every weight reach on a CPU (generate's many small kernels, on two threads)
     "efficiency_gpu": 0.35,  # model FLOPs utilisation of a plain training step on a GPU
     "step_overhead_gpu": 0.03,
@@ -365,10 +368,14 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
              "kv_cache": int(kv * allocator)}
     flops = step_flops(cfg, stage, shape, matmul_parameters(shaped, stage.head), trainable, length, checkpointing,
                        teacher, 1.0 if cuda else CALIBRATION["recompute_cpu"])
-    gen_tokens = cfg.max_new_tokens if generating else 0
+    # tunekit's ppo loop samples ppo_buffer_size batches per step and passes over them ppo_epochs times, each
+    # mini-batch a forward, a backward and its share of an optimizer step: the fixed cost of a step is paid per pass
+    buffers = 1 if stage.trainer_loop else cfg.ppo_buffer_size
+    passes = 1 if stage.trainer_loop else cfg.ppo_epochs * buffers
+    gen_tokens = cfg.max_new_tokens * buffers if generating else 0
     if cuda:
         gpu = gpu or this_gpu()
-        seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, gpu.bf16_flops, gpu.bandwidth)
+        seconds = _gpu_seconds(flops, gen_tokens, weight_bytes, gpu.bf16_flops, gpu.bandwidth, passes)
     else:
         rate = rate or machine_rate()
         slower = CALIBRATION["matmul_rate_cpu"] / rate  # the fixed costs, scaled to this CPU
@@ -376,7 +383,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
                               + CALIBRATION["token_layer_overhead_cpu"] * shape["layers"])
         if gen_tokens:  # each new token reads every weight once (as on a GPU), at what generate reaches here
             per_token += weight_bytes / (machine_rate("bandwidth") * CALIBRATION["sampling_bandwidth_cpu"])
-        overhead = slower * (CALIBRATION["step_overhead_cpu"] + (
+        overhead = slower * (CALIBRATION["step_overhead_cpu"] * passes + (
             CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0) + (
             CALIBRATION["checkpoint_layer_overhead_cpu"] * shape["layers"] if checkpointing else 0))
         seconds = overhead + flops / (rate * CALIBRATION["efficiency_cpu"]) + gen_tokens * per_token
@@ -471,10 +478,11 @@ def matmul_parameters(shaped: Shape, head: str = "causal_lm") -> int:
     return body + (shaped.sizes["vocab"] * shaped.sizes["hidden"] if head == "causal_lm" else 0)
 
 
-def _gpu_seconds(flops: float, gen_tokens: int, weight_bytes: int, peak: float, bandwidth: float) -> float:
+def _gpu_seconds(flops: float, gen_tokens: int, weight_bytes: int, peak: float, bandwidth: float,
+                 passes: int = 1) -> float:
     arithmetic = flops / (peak * CALIBRATION["efficiency_gpu"])
     sampling = gen_tokens * weight_bytes / bandwidth  # each new token reads every weight once
-    return CALIBRATION["step_overhead_gpu"] + arithmetic + sampling
+    return CALIBRATION["step_overhead_gpu"] * passes + arithmetic + sampling
 
 
 def _on_gpu(cfg: Config, stage, shaped: Shape, length: int, gpu: GPU) -> dict:
@@ -592,11 +600,13 @@ def machine_rate(what: str = "matmul") -> float:
         a = torch.randn(64 * 2**20)
         work, done = a.sum, a.numel() * 4
     work()
-    start, count = time.perf_counter(), 0
-    while time.perf_counter() - start < 0.6:
-        work()
-        count += 1
-    rate = done * count / (time.perf_counter() - start)
+    rate = 0.0
+    for _ in range(12):  # the fastest of twelve bursts: a shared machine's other work slows some of them, not the CPU
+        start, count = time.perf_counter(), 0
+        while time.perf_counter() - start < 0.075:
+            work()
+            count += 1
+        rate = max(rate, done * count / (time.perf_counter() - start))
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(cached | {key: rate}))
     return rate
