@@ -1,8 +1,9 @@
 """The plan's predictions against measurement: peak memory and seconds per step, predicted / measured.
 
-    python bench/plan_accuracy.py                     # every stage, the tiny model and SmolLM2-135M (about 45 min)
-    python bench/plan_accuracy.py --models tiny       # the tiny model only (minutes)
+    python bench/plan_accuracy.py                     # every stage, the tiny model and SmolLM2-135M (about 40 min)
+    python bench/plan_accuracy.py --models tiny       # the tiny model only (about 20 min)
     python bench/plan_accuracy.py --stages sft,dpo    # some stages only
+    python bench/plan_accuracy.py --fit               # CALIBRATION's CPU time factors fitted to the rows, nothing run
 
 Each run is a fresh ``tunekit train`` process (so that its peak RSS is its own): each stage a few steps, with
 gradient checkpointing on and off and two batch sizes; on the tiny model every configuration runs three times, in
