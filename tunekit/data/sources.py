@@ -105,7 +105,7 @@ def _splits(data: Any) -> dict[str, tuple[str, list[dict]]]:
         if train is None and held is None:
             raise DataError(f"the DatasetDict given in memory has the splits {', '.join(data)}; name the training "
                             f"one 'train' (and a held-out one {', '.join(EVAL_SPLITS)})")
-        out = {"dataset": (f"DatasetDict train split", train.to_list())} if train is not None else {}
+        out = {"dataset": ("DatasetDict train split", train.to_list())} if train is not None else {}
         if held is not None:
             out["eval_dataset"] = ("DatasetDict held-out split", held.to_list())
         return out
