@@ -107,3 +107,28 @@ def test_score_takes_a_user_turn_or_a_whole_conversation():
                                       for prompt in ("And in French?", turn, earlier + turn))
     assert as_text == pytest.approx(as_turn)
     assert with_history != pytest.approx(as_turn)  # the earlier turns are read, as the reward model trained on them
+
+
+@pytest.mark.parametrize("value, kernel", [("disabled", "eager"), ("sdpa", "sdpa")])
+def test_flash_attn_picks_the_attention_kernel_as_llamafactory_does(value, kernel):
+    model, _ = tk.load_model({"model_name_or_path": "tiny-random-llama", "do_train": False,
+                              "finetuning_type": "full", "flash_attn": value})
+    assert model.config._attn_implementation == kernel
+
+
+def test_flash_attn_fa2_without_the_package_says_so_and_keeps_the_default(capsys):
+    from transformers.utils import is_flash_attn_2_available
+
+    if is_flash_attn_2_available():
+        pytest.skip("flash-attn is installed here: fa2 is used")
+    model, _ = tk.load_model({"model_name_or_path": "tiny-random-llama", "do_train": False,
+                              "finetuning_type": "full", "flash_attn": "fa2"})
+    default, _ = tk.load_model({"model_name_or_path": "tiny-random-llama", "do_train": False,
+                                "finetuning_type": "full"})
+    assert model.config._attn_implementation == default.config._attn_implementation != "flash_attention_2"
+    assert "flash_attn: fa2 needs the flash-attn package" in capsys.readouterr().out
+
+
+def test_flash_attn_outside_its_choices_is_a_one_line_error():
+    with pytest.raises(tk.ConfigError, match=r"flash_attn='fa1' is not one of: auto, disabled, sdpa, fa2, fa3"):
+        tk.load_config({"model_name_or_path": "tiny-random-llama", "flash_attn": "fa1"})

@@ -49,6 +49,7 @@ _CHOICES = {
     "loss_type": GRPO_LOSS_TYPES,
     "importance_sampling_level": ("token", "sequence"),
     "scale_rewards": ("group", "batch", "none"),
+    "flash_attn": ("auto", "disabled", "sdpa", "fa2", "fa3"),
 }
 # Sizes that must be >= 1, and numbers that must be >= 0.
 _POSITIVE = (
@@ -79,7 +80,8 @@ class Config:
     cache_dir: str | None = None  # where hub models are downloaded to (default: the Hugging Face cache)
     backend: str = "auto"  # auto | hf | unsloth
     quantization_bit: int | None = None  # 4 | 8: QLoRA, the base quantized as it loads (bitsandbytes or Unsloth); lora only, CUDA
-    flash_attn: str = "auto"  # not used (LLaMA-Factory: auto | disabled | sdpa | fa2 | fa3): the backend picks the kernel
+    flash_attn: str = "auto"  # attention kernel: auto (transformers' choice) | disabled (eager) | sdpa | fa2 | fa3
+    # (fa2, fa3: the flash-attn package on a CUDA GPU, else transformers' choice; Unsloth picks its own)
     # --- method ------------------------------------------------------------------------------
     stage: str = "sft"  # pt | sft | rm | ppo | dpo | kto | grpo | rloo | distill: the training method (tunekit/stages)
     do_train: bool = True  # unless the config sets do_eval or do_predict without it (then false, as in LLaMA-Factory)

@@ -86,6 +86,8 @@ def load_model(cfg: Config | str | dict, *, stage=None, head: str | None = None,
     kwargs = {"trust_remote_code": cfg.trust_remote_code, "cache_dir": cfg.cache_dir, "dtype": _dtype(cfg)}
     if head == "score":
         kwargs["num_labels"] = 1
+    if attention := attention_implementation(cfg):
+        kwargs["attn_implementation"] = attention
     if cfg.quantization_bit:
         device = int(os.environ.get("LOCAL_RANK", "0"))  # bitsandbytes quantizes as it loads onto this GPU
         kwargs.update(quantization_config=_bitsandbytes_config(cfg), device_map={"": device})
@@ -100,6 +102,28 @@ def load_model(cfg: Config | str | dict, *, stage=None, head: str | None = None,
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=bool(cfg.gradient_checkpointing))
     model = attach_adapters(model, cfg)
     return model, tokenizer
+
+
+ATTENTION = {"disabled": "eager", "sdpa": "sdpa", "fa2": "flash_attention_2", "fa3": "flash_attention_3"}
+
+
+def attention_implementation(cfg: Config) -> str | None:
+    """transformers' ``attn_implementation`` for LLaMA-Factory's ``flash_attn``: ``auto`` (None) leaves transformers'
+    choice (SDPA where torch has it), ``disabled`` is eager attention, ``sdpa`` torch's kernel; ``fa2`` and ``fa3``
+    need the flash-attn package on a CUDA GPU, and where it is missing the run says so and keeps transformers'
+    choice, as LLaMA-Factory does."""
+    if cfg.flash_attn == "auto":
+        return None
+    if cfg.flash_attn in ("fa2", "fa3"):
+        from transformers.utils import is_flash_attn_2_available, is_flash_attn_3_available
+
+        if not (is_flash_attn_2_available() if cfg.flash_attn == "fa2" else is_flash_attn_3_available()):
+            from ..distributed import say
+
+            say(f"[tunekit] flash_attn: {cfg.flash_attn} needs the flash-attn package and a CUDA GPU; attention "
+                f"stays transformers' default (SDPA)")
+            return None
+    return ATTENTION[cfg.flash_attn]
 
 
 def _bitsandbytes_config(cfg: Config):
