@@ -85,45 +85,48 @@ FITTED = ("efficiency_cpu", "step_overhead_cpu", "reference_overhead_cpu", "chec
 DIVIDING = ("efficiency_cpu", "sampling_bandwidth_cpu")  # the prediction divides by these, and is linear in the rest
 
 
+def planned(config: tuple) -> tuple:
+    """One configuration's ``(cfg, stage, length)`` as its run's plan reads them (no model weights)."""
+    from tunekit.estimate import sample_length
+    from tunekit.run import load_config
+    from tunekit.stages import stage_of
+
+    cfg = load_config(None, *(f"{k}={v}" for k, v in keys_of(*config, Path("unused"), 1).items()))
+    stage = stage_of(cfg)
+    return cfg, stage, sample_length(cfg, stage)[0]
+
+
+def predicted_seconds(plan: tuple, rates: dict, factors: dict) -> float:
+    """The s/step the plan predicts for ``plan`` (from ``planned``) with CALIBRATION's ``factors`` changed, at the
+    probed ``rates`` (``matmul``, ``bandwidth``) rather than this machine's."""
+    from unittest import mock
+
+    from tunekit import estimate as tk_estimate
+
+    cfg, stage, length = plan
+    with mock.patch.dict(tk_estimate.CALIBRATION, factors), \
+            mock.patch.object(tk_estimate, "machine_rate", lambda what="matmul": rates[what]):
+        return tk_estimate.estimate(cfg, stage, length=length, free=2**50, rate=rates["matmul"], gpus=False,
+                                    fixes=False).seconds_per_step
+
+
 def fit(rows: list[dict]) -> dict:
     """The values of ``FITTED`` that best predict the measured seconds per step of ``rows`` (least squares on
     predicted / measured - 1, none negative), at the probed rates each row was measured with. The prediction is
     linear in each fixed cost and in the inverse of each ``DIVIDING`` share, so each row's prediction is made once
     with them all at zero and once with each at one: the differences are the columns of a linear fit."""
-    from unittest import mock
-
     import numpy as np
 
-    from tunekit import estimate as tk_estimate
-    from tunekit.run import load_config
-    from tunekit.stages import stage_of
-
-    calibration = tk_estimate.CALIBRATION
     measured_rows = [r for r in rows if "error" not in r and r.get("measured_seconds_per_step") and "matmul_rate" in r]
     reference = float(np.median([r["matmul_rate"] for r in measured_rows]))  # the fixed costs are this rate's seconds
-    zero = {k: (float("inf") if k in DIVIDING else 0.0) for k in FITTED}
+    zero = {k: (float("inf") if k in DIVIDING else 0.0) for k in FITTED} | {"matmul_rate_cpu": reference}
     columns, target = [], []
-    saved = dict(calibration)
-    try:
-        for r in measured_rows:
-            cfg = load_config(None, *(f"{k}={v}" for k, v in keys_of(r["model"], r["stage"], r["batch"],
-                                                                     r["checkpointing"], Path("unused"), 1).items()))
-            stage = stage_of(cfg)
-            length, _ = tk_estimate.sample_length(cfg, stage)
-            rates = {"matmul": r["matmul_rate"], "bandwidth": r["bandwidth"]}
-
-            def predict(values: dict) -> float:
-                calibration.update(saved | {"matmul_rate_cpu": reference} | values)
-                with mock.patch.object(tk_estimate, "machine_rate", lambda what="matmul": rates[what]):
-                    return tk_estimate.estimate(cfg, stage, length=length, free=2**50, rate=r["matmul_rate"],
-                                                gpus=False, fixes=False).seconds_per_step
-
-            measured, base = r["measured_seconds_per_step"], predict(zero)
-            columns.append([(predict(zero | {k: 1.0}) - base) / measured for k in FITTED])
-            target.append(1 - base / measured)
-    finally:
-        calibration.clear()
-        calibration.update(saved)
+    for r in measured_rows:
+        plan = planned((r["model"], r["stage"], r["batch"], r["checkpointing"]))
+        rates = {"matmul": r["matmul_rate"], "bandwidth": r["bandwidth"]}
+        measured, base = r["measured_seconds_per_step"], predicted_seconds(plan, rates, zero)
+        columns.append([(predicted_seconds(plan, rates, zero | {k: 1.0}) - base) / measured for k in FITTED])
+        target.append(1 - base / measured)
     a, b = np.array(columns), np.array(target)
     free = list(range(len(FITTED)))
     while True:  # least squares; a factor that comes out negative is set to zero and the rest fitted again
@@ -196,22 +199,19 @@ def main() -> int:
     configs = [(model, stage, batch, checkpointing) for model in args.models.split(",")
                for stage in args.stages.split(",") for batch in (int(b) for b in args.batches.split(","))
                for checkpointing in ((False,) if stage == "ppo" else (False, True))]  # ppo: its own loop
-    best: dict[tuple, dict] = {}
-    seen: dict[tuple, list] = {}  # every process's median s/step, per configuration
+    tries: dict[tuple, list[dict]] = {}  # every process's row, per configuration
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "plan_rewards.py").write_text(REWARDS)
         for done in range(max(args.runs or RUNS[c[0]] for c in configs)):  # passes over every configuration
             now = [c for c in configs if done < (args.runs or RUNS[c[0]])]
             for config in now:
-                row = run(*config, folder, args.steps or STEPS[config[0]])
-                seen.setdefault(config, []).append(row.get("measured_seconds_per_step"))
-                if config not in best or (row.get("measured_seconds_per_step") or float("inf")) < (
-                        best[config].get("measured_seconds_per_step") or float("inf")):
-                    best[config] = row
+                tries.setdefault(config, []).append(run(*config, folder, args.steps or STEPS[config[0]]))
             print(f"pass {done + 1}: {len(now)} configurations run", flush=True)
     probed = {"matmul_rate": machine_rate(), "bandwidth": machine_rate("bandwidth")}  # what every plan was made with
-    rows = [best[config] | {"measured_seconds_per_step_runs": seen[config]} | probed for config in configs]
+    speed = lambda r: r.get("measured_seconds_per_step") or float("inf")  # noqa: E731
+    rows = [min(tries[c], key=speed) | probed | {"measured_seconds_per_step_runs": [
+        r.get("measured_seconds_per_step") for r in tries[c]]} for c in configs]  # the fastest process kept
     print(f"{'model':<8} {'stage':<7} {'batch':>5} {'ckpt':>4} {'peak pred':>10} {'measured':>9} {'ratio':>6} "
           f"{'s/step pred':>11} {'measured':>9} {'ratio':>6}")
     for row in rows:
@@ -231,7 +231,7 @@ def main() -> int:
           f"(0.7-1.4); {len(rows) - len(good)} runs failed")
     out = HERE / "results-plan.json"  # the rows of configurations not run this time are kept
     key = lambda r: (r["model"], r["stage"], r["batch"], r["checkpointing"])  # noqa: E731
-    kept = [r for r in json.loads(out.read_text()) if key(r) not in best] if out.exists() else []
+    kept = [r for r in json.loads(out.read_text()) if key(r) not in tries] if out.exists() else []
     rows = sorted(kept + rows, key=lambda r: (list(MODELS).index(r["model"]), list(STAGES).index(r["stage"]),
                                               r["batch"], r["checkpointing"]))  # one order, whichever ran
     out.write_text(json.dumps(rows, indent=2) + "\n")

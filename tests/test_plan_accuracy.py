@@ -10,42 +10,27 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT / "bench"))
 import plan_accuracy  # noqa: E402
 
-from tunekit import estimate as tk_estimate  # noqa: E402
-from tunekit.run import load_config  # noqa: E402
-from tunekit.stages import stage_of  # noqa: E402
-
 RATES = {"matmul": 9e10, "bandwidth": 2.5e10}
 CONFIGS = [("tiny", stage, batch, checkpointing) for stage in ("sft", "dpo", "kto", "grpo", "ppo", "distill")
            for batch in (2, 4) for checkpointing in ((False,) if stage == "ppo" else (False, True))]
 
 
-def seconds(config, calibration: dict, monkeypatch) -> float:
-    """``config``'s predicted s/step with ``calibration``'s factors, at RATES."""
-    cfg = load_config(None, *(f"{k}={v}" for k, v in plan_accuracy.keys_of(*config, ROOT / "unused", 1).items()))
-    stage = stage_of(cfg)
-    length, _ = tk_estimate.sample_length(cfg, stage)
-    with monkeypatch.context() as patch:
-        for key, value in calibration.items():
-            patch.setitem(tk_estimate.CALIBRATION, key, value)
-        patch.setattr(tk_estimate, "machine_rate", lambda what="matmul": RATES[what])
-        return tk_estimate.estimate(cfg, stage, length=length, free=2**50, rate=RATES["matmul"], gpus=False,
-                                    fixes=False).seconds_per_step
-
-
-def test_the_fit_finds_factors_that_predict_the_rows_it_was_given(monkeypatch):
+def test_the_fit_finds_factors_that_predict_the_rows_it_was_given():
     truth = {"matmul_rate_cpu": RATES["matmul"], "efficiency_cpu": 0.3, "step_overhead_cpu": 0.012,
              "reference_overhead_cpu": 0.02, "checkpoint_layer_overhead_cpu": 0.001, "token_overhead_cpu": 0.004,
              "token_layer_overhead_cpu": 0.0005, "sampling_bandwidth_cpu": 0.2}
+    plans = [plan_accuracy.planned(config) for config in CONFIGS]
     rows = [{"model": m, "stage": s, "batch": b, "checkpointing": c, "matmul_rate": RATES["matmul"],
-             "bandwidth": RATES["bandwidth"], "measured_seconds_per_step": seconds((m, s, b, c), truth, monkeypatch)}
-            for m, s, b, c in CONFIGS]
-    off = [seconds(config, {}, monkeypatch) != pytest.approx(row["measured_seconds_per_step"], rel=0.05)
-           for config, row in zip(CONFIGS, rows)]
+             "bandwidth": RATES["bandwidth"], "measured_seconds_per_step": plan_accuracy.predicted_seconds(
+                 plan, RATES, truth)} for (m, s, b, c), plan in zip(CONFIGS, plans)]
+    off = [plan_accuracy.predicted_seconds(plan, RATES, {}) != pytest.approx(row["measured_seconds_per_step"],
+                                                                           rel=0.05) for plan, row in zip(plans, rows)]
     assert sum(off) > len(rows) / 2  # the committed factors predict most of these rows more than 5% off
     fitted = plan_accuracy.fit(rows)
     assert fitted.pop("rows") == len(rows) and fitted.pop("outside") == []
     assert fitted["matmul_rate_cpu"] == RATES["matmul"] and all(v >= 0 for v in fitted.values())
     assert fitted["step_overhead_cpu"] == pytest.approx(truth["step_overhead_cpu"], rel=1e-3)
     assert fitted["reference_overhead_cpu"] == pytest.approx(truth["reference_overhead_cpu"], rel=1e-3)
-    for config, row in zip(CONFIGS, rows):
-        assert seconds(config, fitted, monkeypatch) == pytest.approx(row["measured_seconds_per_step"], rel=1e-3)
+    for plan, row in zip(plans, rows):
+        assert plan_accuracy.predicted_seconds(plan, RATES, fitted) == pytest.approx(
+            row["measured_seconds_per_step"], rel=1e-3)

@@ -368,10 +368,8 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
              "kv_cache": int(kv * allocator)}
     flops = step_flops(cfg, stage, shape, matmul_parameters(shaped, stage.head), trainable, length, checkpointing,
                        teacher, 1.0 if cuda else CALIBRATION["recompute_cpu"])
-    # tunekit's ppo loop samples ppo_buffer_size batches per step and passes over them ppo_epochs times, each
-    # mini-batch a forward, a backward and its share of an optimizer step: the fixed cost of a step is paid per pass
-    buffers = 1 if stage.trainer_loop else cfg.ppo_buffer_size
-    passes = 1 if stage.trainer_loop else cfg.ppo_epochs * buffers
+    buffers, epochs = batches_and_passes(cfg, stage)
+    passes = buffers * epochs  # ppo: a step's fixed cost is paid per pass over each sampled batch
     gen_tokens = cfg.max_new_tokens * buffers if generating else 0
     if cuda:
         gpu = gpu or this_gpu()
@@ -460,14 +458,21 @@ def step_flops(cfg: Config, stage, shape: dict, matmul: int, trainable: int, len
     weights_grad = 2 * matmul if cfg.finetuning_type != "lora" and trainable > matmul / 2 else 2 * trainable
     per_token = 2 * matmul + 2 * matmul + weights_grad + (2 * matmul * recompute if checkpointing else 0)
     attention = 6 * shape["layers"] * shape["hidden"] * length  # QK^T and AV, forward and backward, per token
-    passes = 1 if stage.trainer_loop else cfg.ppo_epochs  # tunekit's ppo loop: ppo_epochs passes over what it sampled
-    flops = tokens * (per_token + attention) * passes + scored * (2 * matmul + attention / 3)
+    buffers, epochs = batches_and_passes(cfg, stage)
+    flops = tokens * (per_token + attention) * epochs + scored * (2 * matmul + attention / 3)
     if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
         flops += (tokens + scored) * matmul  # the reference's forward (without gradients: about half a training one's)
     flops += tokens * 2 * teacher  # distill: the teacher's forward over the same tokens (its parameters, or 0)
     if generating:
         flops += cfg.per_device_train_batch_size * cfg.max_new_tokens * 2 * matmul
-    return flops * (1 if stage.trainer_loop else cfg.ppo_buffer_size)
+    return flops * buffers
+
+
+def batches_and_passes(cfg: Config, stage) -> tuple[int, int]:
+    """Per step, the batches a stage samples or reads, and the forward-backward passes over each: one and one in a
+    trainer's loop; tunekit's ppo loop samples ``ppo_buffer_size`` batches and passes over each ``ppo_epochs``
+    times (each pass a forward, a backward and its share of an optimizer step)."""
+    return (1, 1) if stage.trainer_loop else (cfg.ppo_buffer_size, cfg.ppo_epochs)
 
 
 def matmul_parameters(shaped: Shape, head: str = "causal_lm") -> int:
