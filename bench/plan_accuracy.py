@@ -3,7 +3,7 @@
     python bench/plan_accuracy.py                     # every stage, the tiny model and SmolLM2-135M (about 40 min)
     python bench/plan_accuracy.py --models tiny       # the tiny model only (about 20 min)
     python bench/plan_accuracy.py --stages sft,dpo    # some stages only
-    python bench/plan_accuracy.py --fit               # CALIBRATION's CPU time factors fitted to the rows, nothing run
+    python bench/plan_accuracy.py --fit [ROWS.json ...]  # CALIBRATION's CPU time factors fitted to rows, nothing run
 
 Each run is a fresh ``tunekit train`` process (so that its peak RSS is its own): each stage a few steps, with
 gradient checkpointing on and off and two batch sizes; on the tiny model every configuration runs three times, in
@@ -80,20 +80,20 @@ def run(model: str, stage: str, batch: int, checkpointing: bool, folder: Path, s
     return row
 
 
-FITTED = ("efficiency_cpu", "step_overhead_cpu", "reference_overhead_cpu", "checkpoint_layer_overhead_cpu",
+FITTED = ("efficiency_cpu", "step_overhead_cpu", "forward_overhead_cpu", "checkpoint_layer_overhead_cpu",
           "token_overhead_cpu", "token_layer_overhead_cpu", "sampling_bandwidth_cpu")  # the CPU time model's factors
 DIVIDING = ("efficiency_cpu", "sampling_bandwidth_cpu")  # the prediction divides by these, and is linear in the rest
 
 
 def planned(config: tuple) -> tuple:
-    """One configuration's ``(cfg, stage, length)`` as its run's plan reads them (no model weights)."""
+    """One configuration's ``(cfg, stage, length, rows)`` as its run's plan reads them (no model weights)."""
     from tunekit.estimate import sample_length
     from tunekit.run import load_config
     from tunekit.stages import stage_of
 
-    cfg = load_config(None, *(f"{k}={v}" for k, v in keys_of(*config, Path("unused"), 1).items()))
+    cfg = load_config(None, *(f"{k}={v}" for k, v in keys_of(*config, Path("unused"), STEPS[config[0]]).items()))
     stage = stage_of(cfg)
-    return cfg, stage, sample_length(cfg, stage)[0]
+    return cfg, stage, *sample_length(cfg, stage)
 
 
 def predicted_seconds(plan: tuple, rates: dict, factors: dict) -> float:
@@ -103,11 +103,11 @@ def predicted_seconds(plan: tuple, rates: dict, factors: dict) -> float:
 
     from tunekit import estimate as tk_estimate
 
-    cfg, stage, length = plan
+    cfg, stage, length, rows = plan
     with mock.patch.dict(tk_estimate.CALIBRATION, factors), \
             mock.patch.object(tk_estimate, "machine_rate", lambda what="matmul": rates[what]):
-        return tk_estimate.estimate(cfg, stage, length=length, free=2**50, rate=rates["matmul"], gpus=False,
-                                    fixes=False).seconds_per_step
+        return tk_estimate.estimate(cfg, stage, length=length, rows=rows, free=2**50, rate=rates["matmul"],
+                                    gpus=False, fixes=False).seconds_per_step
 
 
 def fit(rows: list[dict]) -> dict:
@@ -175,17 +175,17 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=None,
                         help="processes per configuration, one per pass over them all, the fastest kept "
                              "(default: 3 on the tiny model, 1 on SmolLM2)")
-    parser.add_argument("--fit", action="store_true",
-                        help="fit the CPU time model's factors (CALIBRATION in tunekit/estimate.py) to "
-                             "bench/results-plan.json's rows, print them, and run nothing")
+    parser.add_argument("--fit", nargs="*", metavar="ROWS.json",
+                        help="fit the CPU time model's factors (CALIBRATION in tunekit/estimate.py) to the rows of "
+                             "these files together (default: bench/results-plan.json), print them, and run nothing")
     parser.add_argument("--markdown", action="store_true",
                         help="print bench/results-plan.json as docs/plan.md's table, and run nothing")
     args = parser.parse_args()
     if args.markdown:
         print(markdown(json.loads((HERE / "results-plan.json").read_text())))
         return 0
-    if args.fit:
-        values = fit(json.loads((HERE / "results-plan.json").read_text()))
+    if args.fit is not None:
+        values = fit([row for path in args.fit or [HERE / "results-plan.json"] for row in json.loads(Path(path).read_text())])
         rows, outside = values.pop("rows"), values.pop("outside")
         print(f"fitted to {rows} rows, {rows - len(outside)} of them within 0.7-1.4 with these:")
         print("\n".join(f"    {k!r}: {v:.3g}," for k, v in values.items()))

@@ -138,10 +138,35 @@ def test_the_fixed_costs_scale_with_this_machines_matrix_multiply_rate():
     rate = CALIBRATION["matmul_rate_cpu"]
     same = estimate(cfg, STAGES["dpo"], free=100 * GIB, rate=rate, gpus=False).seconds_per_step
     slower = estimate(cfg, STAGES["dpo"], free=100 * GIB, rate=rate / 2, gpus=False).seconds_per_step
-    fixed = CALIBRATION["step_overhead_cpu"] + CALIBRATION["reference_overhead_cpu"]
+    fixed = CALIBRATION["step_overhead_cpu"] + CALIBRATION["forward_overhead_cpu"]
     assert slower == pytest.approx(2 * same)
     assert same > fixed  # the fixed part at the calibrating machine's rate, and the arithmetic besides
 
+
+@pytest.mark.parametrize("stage", ["dpo", "kto"])
+def test_reference_log_probs_cached_before_training_cost_no_forward_per_step(stage, monkeypatch):
+    """Where the run sees each row more than once, dpo and kto compute the reference's log-probs once before training
+    (``precompute_reference``, the run's own decision): the plan then counts no reference forward per step (its
+    FLOPs and its fixed cost) and no frozen copy of fully fine-tuned weights; ``precompute_ref_log_probs: false``
+    keeps both."""
+    from tunekit.stages.preference import precompute_reference
+
+    monkeypatch.setitem(CALIBRATION, "efficiency_cpu", float("inf"))  # the fixed costs alone
+    rate, rows = CALIBRATION["matmul_rate_cpu"], 16
+    data = "kto_en_demo" if stage == "kto" else "dpo_en_demo"
+
+    def plan(steps, **keys):
+        cfg = tiny(stage=stage, dataset=data, per_device_train_batch_size=2, max_steps=steps, **keys)
+        return cfg, estimate(cfg, STAGES[stage], rows=rows, free=100 * GIB, rate=rate, gpus=False)
+
+    once_cfg, once = plan(8)  # 16 rows, each seen once: the reference runs every step
+    twice_cfg, twice = plan(16)  # each seen twice: cached
+    assert not precompute_reference(once_cfg, rows, quiet=True) and precompute_reference(twice_cfg, rows, quiet=True)
+    forward = CALIBRATION["forward_overhead_cpu"]
+    assert once.seconds_per_step - twice.seconds_per_step == pytest.approx((2 if stage == "kto" else 1) * forward)
+    assert plan(16, precompute_ref_log_probs=False)[1].seconds_per_step == pytest.approx(once.seconds_per_step)
+    assert plan(8, finetuning_type="full")[1].parts["reference"] > 0
+    assert plan(16, finetuning_type="full")[1].parts["reference"] == 0  # trl keeps no copy when they are cached
 
 def test_ppo_pays_a_steps_fixed_cost_per_pass_over_its_buffer(monkeypatch):
     """tunekit's ppo loop makes ppo_epochs x ppo_buffer_size updates per step, each with the fixed cost of a trainer

@@ -17,7 +17,7 @@ CONFIGS = [("tiny", stage, batch, checkpointing) for stage in ("sft", "dpo", "kt
 
 def test_the_fit_finds_factors_that_predict_the_rows_it_was_given():
     truth = {"matmul_rate_cpu": RATES["matmul"], "efficiency_cpu": 0.3, "step_overhead_cpu": 0.012,
-             "reference_overhead_cpu": 0.02, "checkpoint_layer_overhead_cpu": 0.001, "token_overhead_cpu": 0.004,
+             "forward_overhead_cpu": 0.02, "checkpoint_layer_overhead_cpu": 0.001, "token_overhead_cpu": 0.004,
              "token_layer_overhead_cpu": 0.0005, "sampling_bandwidth_cpu": 0.2}
     plans = [plan_accuracy.planned(config) for config in CONFIGS]
     rows = [{"model": m, "stage": s, "batch": b, "checkpointing": c, "matmul_rate": RATES["matmul"],
@@ -30,7 +30,7 @@ def test_the_fit_finds_factors_that_predict_the_rows_it_was_given():
     assert fitted.pop("rows") == len(rows) and fitted.pop("outside") == []
     assert fitted["matmul_rate_cpu"] == RATES["matmul"] and all(v >= 0 for v in fitted.values())
     assert fitted["step_overhead_cpu"] == pytest.approx(truth["step_overhead_cpu"], rel=1e-3)
-    assert fitted["reference_overhead_cpu"] == pytest.approx(truth["reference_overhead_cpu"], rel=1e-3)
+    assert fitted["forward_overhead_cpu"] == pytest.approx(truth["forward_overhead_cpu"], rel=1e-3)
     for plan, row in zip(plans, rows):
         assert plan_accuracy.predicted_seconds(plan, RATES, fitted) == pytest.approx(
             row["measured_seconds_per_step"], rel=1e-3)

@@ -12,7 +12,8 @@ rows (the longest of the first rows, capped at ``cutoff_len``). Memory is the su
   intermediate states; with gradient checkpointing only each layer's input, plus one layer recomputed);
 - ``logits``: the LM head's scores over the vocabulary for every token (and their log-softmax and gradient);
 - ``reference``: a frozen copy of the weights where the reference model is not the LoRA model's base (full
-  fine-tuning with a reference: dpo, kto, grpo with ``pref_beta``), and ppo's reward model;
+  fine-tuning with a reference: dpo, kto, grpo with ``pref_beta``; none where dpo's and kto's reference log-probs
+  are computed before training, ``precompute_ref_log_probs``), and ppo's reward model;
 - ``kv_cache``: the keys and values of sampling (ppo, grpo: ``num_generations`` answers of ``max_new_tokens``).
 
 Time: one step's floating-point work (forward 2N per token, backward 4N in full or 2N with a frozen base, one more
@@ -71,22 +72,24 @@ CALIBRATION = {
     # input, and what the non-reentrant checkpoint and LoRA's dropout keep besides)
     "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
     # The CPU time model's factors below were fitted together (least squares on predicted / measured - 1, none
-    # negative: `python bench/plan_accuracy.py --fit`) to the 68 rows of make bench-plan measured 2026-12-07 on 2
-    # cores of an AMD EPYC with AVX-512, whose matrix-multiply probe read 152-181 GFLOP/s (see docs/plan.md)
-    "efficiency_cpu": 0.64,  # the share of the matrix-multiply rate a training step reaches on a CPU
-    "matmul_rate_cpu": 166e9,  # machine_rate() on the calibrating machine: the fixed costs below are its seconds, and
+    # negative: `python bench/plan_accuracy.py --fit ROWS.json ...`) to the 136 rows of two runs of make bench-plan
+    # measured 2026-12-07 on 2 cores of an AMD EPYC with AVX-512, whose matrix-multiply probe read 152-181 GFLOP/s
+    # (the commands are in docs/plan.md): one run's fit predicted the other's tiny-model steps 1.3x off, on average
+    "efficiency_cpu": 0.613,  # the share of the matrix-multiply rate a training step reaches on a CPU
+    "matmul_rate_cpu": 162e9,  # machine_rate() on the calibrating machine: the fixed costs below are its seconds, and
     # scale by this rate to another CPU (between the two CPUs measured, a tiny step's fixed cost changed about as the
     # matrix-multiply rate did; a probe of small operations launched from Python did not, see docs/plan.md)
-    "step_overhead_cpu": 0.0118,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
-    "reference_overhead_cpu": 0.0076,  # ... and for a trl trainer that also scores with a reference (dpo, kto) ...
+    "step_overhead_cpu": 0.0104,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
+    "forward_overhead_cpu": 0.0049,  # ... and per forward pass without gradients besides the trained one (the
+    # reference's, kto's KL rows: ``forwards_without_gradients``) ...
     "recompute_cpu": 0.5,  # the share of a forward pass's FLOPs that checkpointing's recomputation costs on a CPU
     # (measured on SmolLM2: about half; the first forward also writes every activation it keeps)
-    "checkpoint_layer_overhead_cpu": 0.0028,  # ... and per layer with gradient checkpointing (its hooks, the saved
+    "checkpoint_layer_overhead_cpu": 0.00274,  # ... and per layer with gradient checkpointing (its hooks, the saved
     # input and the recomputation's launches: on the tiny model about as much as the step's arithmetic)
-    "token_overhead_cpu": 0.0,  # seconds per sampled token besides reading the weights (generate's loop; fitted to
-    # nothing beside the per-layer part) ...
-    "token_layer_overhead_cpu": 0.00175,  # ... and per layer (each layer's kernels are launched once per token)
-    "sampling_bandwidth_cpu": 0.196,  # the share of the measured memory bandwidth that a sampled token's reads of
+    "token_overhead_cpu": 0.00293,  # seconds per sampled token besides reading the weights (generate's loop) ...
+    "token_layer_overhead_cpu": 0.0,  # ... and per layer (each layer's kernels are launched once per token; fitted
+    # to nothing beside the per-token part: the two models measured tell them apart by their layers alone)
+    "sampling_bandwidth_cpu": 0.127,  # the share of the measured memory bandwidth that a sampled token's reads of
     # every weight reach on a CPU (generate's many small kernels, on two threads)
     "efficiency_gpu": 0.35,  # model FLOPs utilisation of a plain training step on a GPU
     "step_overhead_gpu": 0.03,
@@ -320,6 +323,10 @@ def estimate(cfg: Config, stage, *, length: int | None = None, rows: int | None 
     ``free``: memory free for it (default: measured); ``checkpointing``: as decided (default: as the config says,
     else on only when the activations would take more than half of ``free``); ``rate``: this machine's
     matrix-multiply FLOP/s (default: measured once, cached)."""
+    if stage.reference and not stage.samples and rows and cfg.precompute_ref_log_probs is None:
+        from .stages.preference import precompute_reference  # the run's own decision: cached, no forward per step
+
+        cfg = dataclasses.replace(cfg, precompute_ref_log_probs=precompute_reference(cfg, rows, quiet=True))
     out = _estimate(cfg, stage, model_shape(cfg, stage.head), length or cfg.cutoff_len, cuda,
                     free if free is not None else free_memory(cuda), checkpointing, rate, gpus, fixes)
     if cfg.max_steps <= 0 and rows:
@@ -347,7 +354,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
     if stage.fused_lm_head(cfg) or generating:  # scores for the answer's tokens only (or chunked): about a third
         logits //= 3
     reference = 0
-    if stage.reference and cfg.finetuning_type != "lora" and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
+    if cfg.finetuning_type != "lora" and reference_per_step(cfg, stage):  # trl keeps no copy when they are cached
         reference = weight_bytes
     kv = 0
     if generating:
@@ -382,7 +389,7 @@ def _estimate(cfg, stage, shaped: Shape, length, cuda, free, checkpointing, rate
         if gen_tokens:  # each new token reads every weight once (as on a GPU), at what generate reaches here
             per_token += weight_bytes / (machine_rate("bandwidth") * CALIBRATION["sampling_bandwidth_cpu"])
         overhead = slower * (CALIBRATION["step_overhead_cpu"] * passes + (
-            CALIBRATION["reference_overhead_cpu"] if stage.reference and not generating else 0) + (
+            CALIBRATION["forward_overhead_cpu"] * forwards_without_gradients(cfg, stage)) + (
             CALIBRATION["checkpoint_layer_overhead_cpu"] * shape["layers"] if checkpointing else 0))
         seconds = overhead + flops / (rate * CALIBRATION["efficiency_cpu"]) + gen_tokens * per_token
     seconds *= cfg.gradient_accumulation_steps
@@ -415,6 +422,24 @@ def teacher_parameters(cfg: Config, student: int) -> tuple[int, str | None]:
 
 def _reference_free(cfg: Config) -> bool:
     return cfg.pref_loss in ("orpo", "simpo")
+
+
+def reference_per_step(cfg: Config, stage) -> bool:
+    """Whether each step runs the reference model's forward pass: a stage with a reference and a loss that uses it,
+    unless dpo's or kto's reference log-probs are computed once before training (``precompute_ref_log_probs``, which
+    ``estimate`` decides as the run does)."""
+    cached = cfg.precompute_ref_log_probs and not stage.samples
+    return stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg) and not cached
+
+
+def forwards_without_gradients(cfg: Config, stage) -> int:
+    """The forward passes a trainer's step makes besides the trained one, each with a fixed cost: kto's KL rows
+    through the policy, and the reference's over the batch (and over the KL rows) where it runs per step. A
+    sampling stage's are in its sampled tokens' cost."""
+    if stage.samples:
+        return 0
+    scored = 1 if stage.scored_per_row else 0
+    return scored + (1 + scored if reference_per_step(cfg, stage) else 0)
 
 
 def _reward_model_bytes(cfg: Config) -> int:
@@ -460,7 +485,7 @@ def step_flops(cfg: Config, stage, shape: dict, matmul: int, trainable: int, len
     attention = 6 * shape["layers"] * shape["hidden"] * length  # QK^T and AV, forward and backward, per token
     buffers, epochs = batches_and_passes(cfg, stage)
     flops = tokens * (per_token + attention) * epochs + scored * (2 * matmul + attention / 3)
-    if stage.reference and (cfg.pref_beta or 0) > 0 and not _reference_free(cfg):
+    if reference_per_step(cfg, stage):
         flops += (tokens + scored) * matmul  # the reference's forward (without gradients: about half a training one's)
     flops += tokens * 2 * teacher  # distill: the teacher's forward over the same tokens (its parameters, or 0)
     if generating:

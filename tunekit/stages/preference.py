@@ -30,20 +30,20 @@ def drop_reference_adapter(model) -> None:
         model.delete_adapter("ref")
 
 
-def precompute_reference(cfg: Config, n_rows: int) -> bool:
+def precompute_reference(cfg: Config, n_rows: int, quiet: bool = False) -> bool:
     """Whether the reference log-probs are computed once per row before training and cached: when the
-    user says so, else when the run sees each row more than once (the reference never changes)."""
+    user says so, else when the run sees each row more than once (the reference never changes). The plan
+    (``estimate``) asks too, ``quiet``: a cached reference costs no forward pass per step."""
     if not cfg.do_train:  # evaluation alone: each row is seen once
         return False
     if cfg.precompute_ref_log_probs is not None:
         return cfg.precompute_ref_log_probs
     per_step = cfg.per_device_train_batch_size * cfg.gradient_accumulation_steps * world_size()
     passes = cfg.max_steps * per_step / max(n_rows, 1) if cfg.max_steps > 0 else cfg.num_train_epochs
-    if passes > 1:
+    if passes > 1 and not quiet:
         say(f"[tunekit] reference log-probs: computed once per row and cached (each row is seen {passes:.1f} times; "
             "precompute_ref_log_probs: false turns this off)")
-        return True
-    return False
+    return passes > 1
 
 
 # ---------------------------------------------------------------------------------------------
