@@ -142,6 +142,15 @@ def fit(rows: list[dict]) -> dict:
     return values | {"matmul_rate_cpu": reference, "rows": len(b), "outside": outside}
 
 
+def in_band(values: dict, rows: list[dict]) -> int:
+    """How many of ``rows`` the factors ``values`` (from ``fit``) predict within the time band."""
+    factors = {k: values[k] for k in (*FITTED, "matmul_rate_cpu")}
+    predicted = lambda r: predicted_seconds(planned((r["model"], r["stage"], r["batch"], r["checkpointing"])),  # noqa: E731
+                                            {"matmul": r["matmul_rate"], "bandwidth": r["bandwidth"]}, factors)
+    return sum(TIME_BAND[0] <= predicted(r) / r["measured_seconds_per_step"] <= TIME_BAND[1] for r in rows
+               if "error" not in r and r.get("measured_seconds_per_step"))
+
+
 def within(value, band, out: str = " !") -> str:
     """The ratio, marked with ``out`` where it falls outside ``band``."""
     return "-" if value is None else f"{value:.2f}{'' if band[0] <= value <= band[1] else out}"
@@ -185,11 +194,16 @@ def main() -> int:
         print(markdown(json.loads((HERE / "results-plan.json").read_text())))
         return 0
     if args.fit is not None:
-        values = fit([row for path in args.fit or [HERE / "results-plan.json"] for row in json.loads(Path(path).read_text())])
+        runs = [json.loads(Path(path).read_text()) for path in args.fit or [HERE / "results-plan.json"]]
+        values = fit([row for run_rows in runs for row in run_rows])
         rows, outside = values.pop("rows"), values.pop("outside")
         print(f"fitted to {rows} rows, {rows - len(outside)} of them within 0.7-1.4 with these:")
         print("\n".join(f"    {k!r}: {v:.3g}," for k, v in values.items()))
         print("".join(f"outside the band: {' '.join(map(str, row))}\n" for row in outside), end="")
+        for i, path in enumerate(args.fit if len(runs) > 1 else []):  # each run predicted by a fit to the others
+            others = fit([row for j, run_rows in enumerate(runs) if j != i for row in run_rows])
+            print(f"fitted to the other files, {path}'s rows within 0.7-1.4: {in_band(others, runs[i])} of "
+                  f"{len(runs[i])}")
         return 0
     # The probes of this machine (its matrix-multiply rate and memory bandwidth) are made again
     # now, as the first run's plan makes them: a cache from another day would describe another state of the machine.

@@ -34,3 +34,7 @@ def test_the_fit_finds_factors_that_predict_the_rows_it_was_given():
     for plan, row in zip(plans, rows):
         assert plan_accuracy.predicted_seconds(plan, RATES, fitted) == pytest.approx(
             row["measured_seconds_per_step"], rel=1e-3)
+    assert plan_accuracy.in_band(fitted, rows) == len(rows)
+    slow = [row | {"measured_seconds_per_step": row["measured_seconds_per_step"] * (3 if i % 2 else 1)}
+            for i, row in enumerate(rows)]  # every other row measured three times slower: predicted at a third
+    assert plan_accuracy.in_band(fitted, slow) == (len(rows) + 1) // 2

@@ -72,24 +72,24 @@ CALIBRATION = {
     # input, and what the non-reentrant checkpoint and LoRA's dropout keep besides)
     "logit_copies": 3,  # logits, their log-softmax and its gradient, over the vocabulary
     # The CPU time model's factors below were fitted together (least squares on predicted / measured - 1, none
-    # negative: `python bench/plan_accuracy.py --fit ROWS.json ...`) to the 136 rows of two runs of make bench-plan
-    # measured 2026-12-07 on 2 cores of an AMD EPYC with AVX-512, whose matrix-multiply probe read 152-181 GFLOP/s
-    # (the commands are in docs/plan.md): one run's fit predicted the other's tiny-model steps 1.3x off, on average
-    "efficiency_cpu": 0.613,  # the share of the matrix-multiply rate a training step reaches on a CPU
-    "matmul_rate_cpu": 162e9,  # machine_rate() on the calibrating machine: the fixed costs below are its seconds, and
+    # negative: `python bench/plan_accuracy.py --fit ROWS.json ...`) to the 204 rows of three runs of make bench-plan
+    # measured 2026-12-07 on 2 cores of an AMD EPYC with AVX-512, whose matrix-multiply probe read 152-185 GFLOP/s
+    # (the command, and how well two runs' fit predicts the third, are in docs/plan.md)
+    "efficiency_cpu": 0.597,  # the share of the matrix-multiply rate a training step reaches on a CPU
+    "matmul_rate_cpu": 172e9,  # machine_rate() on the calibrating machine: the fixed costs below are its seconds, and
     # scale by this rate to another CPU (between the two CPUs measured, a tiny step's fixed cost changed about as the
     # matrix-multiply rate did; a probe of small operations launched from Python did not, see docs/plan.md)
     "step_overhead_cpu": 0.0104,  # seconds per step besides the arithmetic (Python, the optimizer, the collator) ...
-    "forward_overhead_cpu": 0.0049,  # ... and per forward pass without gradients besides the trained one (the
+    "forward_overhead_cpu": 0.0047,  # ... and per forward pass without gradients besides the trained one (the
     # reference's, kto's KL rows: ``forwards_without_gradients``) ...
     "recompute_cpu": 0.5,  # the share of a forward pass's FLOPs that checkpointing's recomputation costs on a CPU
     # (measured on SmolLM2: about half; the first forward also writes every activation it keeps)
-    "checkpoint_layer_overhead_cpu": 0.00274,  # ... and per layer with gradient checkpointing (its hooks, the saved
+    "checkpoint_layer_overhead_cpu": 0.00285,  # ... and per layer with gradient checkpointing (its hooks, the saved
     # input and the recomputation's launches: on the tiny model about as much as the step's arithmetic)
-    "token_overhead_cpu": 0.00293,  # seconds per sampled token besides reading the weights (generate's loop) ...
+    "token_overhead_cpu": 0.00282,  # seconds per sampled token besides reading the weights (generate's loop) ...
     "token_layer_overhead_cpu": 0.0,  # ... and per layer (each layer's kernels are launched once per token; fitted
     # to nothing beside the per-token part: the two models measured tell them apart by their layers alone)
-    "sampling_bandwidth_cpu": 0.127,  # the share of the measured memory bandwidth that a sampled token's reads of
+    "sampling_bandwidth_cpu": 0.129,  # the share of the measured memory bandwidth that a sampled token's reads of
     # every weight reach on a CPU (generate's many small kernels, on two threads)
     "efficiency_gpu": 0.35,  # model FLOPs utilisation of a plain training step on a GPU
     "step_overhead_gpu": 0.03,
