@@ -165,6 +165,9 @@ def test_reference_log_probs_cached_before_training_cost_no_forward_per_step(sta
     forward = CALIBRATION["forward_overhead_cpu"]
     assert once.seconds_per_step - twice.seconds_per_step == pytest.approx((2 if stage == "kto" else 1) * forward)
     assert plan(16, precompute_ref_log_probs=False)[1].seconds_per_step == pytest.approx(once.seconds_per_step)
+    epochs = tiny(stage=stage, dataset=data, per_device_train_batch_size=2, num_train_epochs=2)  # rows not known
+    assert estimate(epochs, STAGES[stage], free=100 * GIB, rate=rate, gpus=False).seconds_per_step == pytest.approx(
+        twice.seconds_per_step)
     assert plan(8, finetuning_type="full")[1].parts["reference"] > 0
     assert plan(16, finetuning_type="full")[1].parts["reference"] == 0  # trl keeps no copy when they are cached
 
