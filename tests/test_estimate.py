@@ -171,6 +171,7 @@ def test_reference_log_probs_cached_before_training_cost_no_forward_per_step(sta
     assert plan(8, finetuning_type="full")[1].parts["reference"] > 0
     assert plan(16, finetuning_type="full")[1].parts["reference"] == 0  # trl keeps no copy when they are cached
 
+
 def test_ppo_pays_a_steps_fixed_cost_per_pass_over_its_buffer(monkeypatch):
     """tunekit's ppo loop makes ppo_epochs x ppo_buffer_size updates per step, each with the fixed cost of a trainer
     step (its forward, backward and optimizer bookkeeping), and samples each buffer's batches."""

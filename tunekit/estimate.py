@@ -323,7 +323,7 @@ def estimate(cfg: Config, stage, *, length: int | None = None, rows: int | None 
     ``free``: memory free for it (default: measured); ``checkpointing``: as decided (default: as the config says,
     else on only when the activations would take more than half of ``free``); ``rate``: this machine's
     matrix-multiply FLOP/s (default: measured once, cached)."""
-    if stage.reference and not stage.samples and (rows or cfg.max_steps <= 0) and cfg.precompute_ref_log_probs is None:
+    if stage.reference and not stage.samples and (rows or cfg.max_steps <= 0):
         from .stages.preference import precompute_reference  # the run's own decision: cached, no forward per step
 
         cfg = dataclasses.replace(cfg, precompute_ref_log_probs=precompute_reference(cfg, rows or 1, quiet=True))
